@@ -1,0 +1,5 @@
+import sys
+
+from memharness.cli import main
+
+sys.exit(main())
