@@ -1,0 +1,138 @@
+"""DDIM (Eq 7) and DDPM (Eq 22) sampling with classifier-free guidance (Eq 8).
+
+One prompt, a batch of seeds, one guidance scale per call. The arithmetic
+follows diffusers' ``DDIMScheduler.step`` / ``DDPMScheduler.step`` and the
+StableDiffusionPipeline loop operation for operation, so that a diffusers
+backend can match ``pipe(...)`` exactly:
+
+- x_T is drawn per seed from its own ``torch.Generator`` (as ``randn_tensor``
+  with a list of generators), and DDPM's step noise z from the same generators;
+- at g == 1 only the conditional pass runs, as in diffusers (ε_u is then None);
+  for any other g both run and Eq 8 applies (diffusers also skips the
+  unconditional pass for g < 1, which would ignore g; we do not);
+- no clipping of x̂0, ever.
+
+Step hooks see every step's state for recording, detection and mitigation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from memharness.errors import MemharnessError
+from memharness.models.base import Denoiser
+from memharness.schedule import epsilon_from_output, x0_from_output
+
+SAMPLERS = ("ddim", "ddpm")
+
+
+@dataclass(frozen=True)
+class StepState:
+    """What a hook sees at denoising step ``step`` (0-based; the paper's "after step+1 steps")."""
+
+    step: int
+    t: int  # timestep of the input state
+    alpha_bar: float  # ᾱ_t
+    alpha_bar_prev: float  # ᾱ of the state this step produces
+    guidance_scale: float  # g (Eq 8)
+    x_t: torch.Tensor  # (N, C, H, W) input state
+    eps_uncond: torch.Tensor | None  # ε_θ(x_t, e_∅), None when g == 1
+    eps_cond: torch.Tensor  # ε_θ(x_t, e_c)
+    x0_hat: torch.Tensor  # x̂0(t) from the guided ε̃ (Eq 5 with Eq 8)
+
+
+StepHook = Callable[[StepState], None]
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    x_T: torch.Tensor  # (N, C, H, W) initial latents
+    x_0: torch.Tensor  # (N, C, H, W) final latents
+    timesteps: tuple[int, ...]
+
+
+def initial_latents(
+    seeds: Sequence[int], shape: Sequence[int], *, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, list[torch.Generator]]:
+    """x_T ~ N(0, I), one CPU generator per seed (diffusers' ``randn_tensor`` with a generator list)."""
+    generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    draws = [torch.randn((1, *shape), generator=g, dtype=dtype) for g in generators]
+    return torch.cat(draws).to(device), generators
+
+
+def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
+    # diffusers keeps ᾱ as float32 tensors; float64 latents keep float64 scalars.
+    dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
+    return torch.tensor(value, dtype=dtype, device=like.device)
+
+
+def sample(
+    denoiser: Denoiser,
+    cond: Any,
+    *,
+    seeds: Sequence[int],
+    guidance_scale: float,
+    sampler: str = "ddim",
+    num_inference_steps: int = 50,
+    hooks: Sequence[StepHook] = (),
+) -> SampleResult:
+    """Denoise ``len(seeds)`` latents for one prompt's conditioning ``cond``."""
+    if sampler not in SAMPLERS:
+        raise MemharnessError(f"--sampler: unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if not seeds:
+        raise MemharnessError("--seeds: at least one seed is needed")
+    schedule = denoiser.schedule
+    prediction_type = denoiser.card.prediction_type
+    timesteps = [int(t) for t in schedule.timesteps(num_inference_steps)]
+    x_T, generators = initial_latents(seeds, denoiser.card.latent_shape, dtype=denoiser.dtype, device=denoiser.device)
+    need_uncond = guidance_scale != 1.0
+    x_t = x_T
+    for step, t in enumerate(timesteps):
+        out_u, out_c = denoiser.model_output(x_t, t, cond, need_uncond=need_uncond)
+        # Eq 8, in diffusers' form u + g(c − u), applied in the model's output space.
+        output = out_c if out_u is None else out_u + guidance_scale * (out_c - out_u)
+
+        ab_value = schedule.alpha_bar(t)
+        ab_prev_value = schedule.alpha_bar_prev(t, num_inference_steps, sampler=sampler)
+        alpha_bar, alpha_bar_prev = _scalar(ab_value, x_t), _scalar(ab_prev_value, x_t)
+        x0_hat = x0_from_output(output, x_t, alpha_bar, prediction_type)  # Eq 5
+        eps = epsilon_from_output(output, x_t, alpha_bar, prediction_type)
+
+        if hooks:
+            state = StepState(
+                step=step,
+                t=t,
+                alpha_bar=ab_value,
+                alpha_bar_prev=ab_prev_value,
+                guidance_scale=float(guidance_scale),
+                x_t=x_t,
+                eps_uncond=None if out_u is None else epsilon_from_output(out_u, x_t, alpha_bar, prediction_type),
+                eps_cond=epsilon_from_output(out_c, x_t, alpha_bar, prediction_type),
+                x0_hat=x0_hat,
+            )
+            for hook in hooks:
+                hook(state)
+
+        if sampler == "ddim":
+            # Eq 7 with η = 0: x_{t−1} = √ᾱ_{t−1} x̂0 + √(1−ᾱ_{t−1}) ε̃.
+            x_t = alpha_bar_prev ** (0.5) * x0_hat + (1 - alpha_bar_prev) ** (0.5) * eps
+        else:
+            # Eq 22 written as the posterior mean μ̃(x_t, x̂0) (DDPM's Eq 7), as diffusers does;
+            # α_t, β_t are the strided ones: α_t = ᾱ_t / ᾱ_{t−1}.
+            beta_prod_t, beta_prod_t_prev = 1 - alpha_bar, 1 - alpha_bar_prev
+            current_alpha_t = alpha_bar / alpha_bar_prev
+            current_beta_t = 1 - current_alpha_t
+            x0_coeff = (alpha_bar_prev ** (0.5) * current_beta_t) / beta_prod_t
+            xt_coeff = current_alpha_t ** (0.5) * beta_prod_t_prev / beta_prod_t
+            mean = x0_coeff * x0_hat + xt_coeff * x_t
+            if t > 0:
+                # σ_t z with σ_t² from Eq 23; z drawn per seed like randn_tensor with a generator list.
+                z = torch.cat([torch.randn((1, *x_t.shape[1:]), generator=g, dtype=x_t.dtype) for g in generators])
+                sigma = _scalar(schedule.ddpm_variance(t, num_inference_steps), x_t) ** 0.5
+                mean = mean + sigma * z.to(x_t.device)
+            x_t = mean
+    return SampleResult(x_T=x_T, x_0=x_t, timesteps=tuple(timesteps))
