@@ -1,0 +1,293 @@
+"""The fixture store: ``fixtures/<model>/`` as data only.
+
+Layout::
+
+    manifest.json              schema version, card, scheduler, prompts, runs, scores, sha256 per file
+    <sampler>/<prompt>.safetensors   arrays of schema.GROUP_ARRAYS per guidance scale, plus x
+
+Every write goes to a temporary file in the same folder and is renamed into
+place, so an interrupted trace leaves whole files; the manifest is rewritten
+after each prompt, which makes tracing resumable prompt by prompt. Reading
+verifies schema version, checksums, shapes and finiteness, and fails with one
+line naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from memharness import __version__
+from memharness.errors import MemharnessError
+from memharness.trace import schema
+
+MANIFEST = "manifest.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def prompt_set_hash(prompts: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(prompts, sort_keys=True).encode()).hexdigest()
+
+
+def _no_fixture(root: Path) -> MemharnessError:
+    return MemharnessError(
+        f"{root}: no fixture here ({MANIFEST} missing); record one with "
+        f"`memharness trace --model MODEL --out {root}` or pass --fixtures DIR"
+    )
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise _no_fixture(root)
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise MemharnessError(f"{path}: not valid JSON; the file is damaged, re-record the fixture") from None
+    if not isinstance(manifest, dict):
+        raise MemharnessError(f"{path}: not a fixture manifest (expected a JSON object)")
+    version = manifest.get("schema_version")
+    if version != schema.SCHEMA_VERSION:
+        raise MemharnessError(
+            f"{path}: fixture schema version {version!r}, this memharness reads {schema.SCHEMA_VERSION}; "
+            "re-record the fixture with this version's `memharness trace`"
+        )
+    for key in ("model", "prompts", "runs"):
+        if key not in manifest:
+            raise MemharnessError(f"{path}: manifest lacks key {key!r}; re-record the fixture")
+    return manifest
+
+
+class FixtureWriter:
+    """Creates or extends a fixture; one run (sampler) at a time."""
+
+    def __init__(self, root: Path, *, model: dict[str, Any], prompts: list[dict[str, Any]], prompt_set: str):
+        self.root = Path(root)
+        digest = prompt_set_hash(prompts)
+        if (self.root / MANIFEST).exists():
+            self.manifest = read_manifest(self.root)
+            if self.manifest["model"] != model or self.manifest["prompt_set"]["sha256"] != digest:
+                raise MemharnessError(
+                    f"{self.root}: holds a fixture of another model card or prompt set; "
+                    "choose another --out or delete the folder"
+                )
+        else:
+            self.manifest = {
+                "schema_version": schema.SCHEMA_VERSION,
+                "harness_version": __version__,
+                "model": model,
+                "prompt_set": {"name": prompt_set, "sha256": digest},
+                "prompts": prompts,
+                "runs": {},
+            }
+        self.manifest["harness_version"] = __version__
+
+    def _save(self) -> None:
+        atomic_write_bytes(self.root / MANIFEST, _manifest_bytes(self.manifest))
+
+    def begin_run(self, sampler: str, settings: dict[str, Any], *, overwrite: bool = False) -> RunWriter:
+        runs = self.manifest["runs"]
+        existing = runs.get(sampler)
+        if existing is not None and existing["settings"] != settings:
+            if not overwrite:
+                raise MemharnessError(
+                    f"{self.root}: run {sampler!r} was recorded with other settings; "
+                    "pass --overwrite to replace it or choose another --out"
+                )
+            existing = None
+        if existing is None:
+            runs[sampler] = {"settings": settings, "files": {}}
+            self.manifest.pop("scores", None)  # scores describe the old run
+            self._save()
+        return RunWriter(self, sampler)
+
+    def write_scores(self, scores: dict[str, Any]) -> None:
+        self.manifest["scores"] = scores
+        self._save()
+
+
+class RunWriter:
+    def __init__(self, fixture: FixtureWriter, sampler: str):
+        self.fixture, self.sampler = fixture, sampler
+        self.run = fixture.manifest["runs"][sampler]
+
+    def is_done(self, prompt_id: str) -> bool:
+        entry = self.run["files"].get(prompt_id)
+        if entry is None:
+            return False
+        path = self.fixture.root / entry["file"]
+        return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+
+    def write_prompt(self, prompt_id: str, x: np.ndarray, groups: dict[float, dict[str, np.ndarray]]) -> None:
+        tensors = {"x": np.ascontiguousarray(x, dtype=np.float32)}
+        for g, arrays in groups.items():
+            for name, value in arrays.items():
+                if not np.all(np.isfinite(value)):
+                    raise MemharnessError(f"prompt {prompt_id}: {name} at g={g:g} is not finite; the model diverged")
+                tensors[f"{schema.guidance_key(g)}/{name}"] = np.ascontiguousarray(value)
+        data = st_save(tensors)
+        rel = f"{self.sampler}/{prompt_id}.safetensors"
+        atomic_write_bytes(self.fixture.root / rel, data)
+        self.run["files"][prompt_id] = {"file": rel, "sha256": hashlib.sha256(data).hexdigest()}
+        self.fixture._save()
+
+
+@dataclass(frozen=True)
+class Group:
+    """One (sampler, guidance scale) across all prompts of a fixture, arrays stacked on axis 0 (P)."""
+
+    sampler: str
+    guidance: float
+    timesteps: np.ndarray  # (S,)
+    seeds: tuple[int, ...]
+    prompt_ids: tuple[str, ...]
+    with_uncond: bool
+    arrays: dict[str, np.ndarray]
+
+    def inner(self, a: str, b: str) -> np.ndarray:
+        """⟨a, b⟩ per prompt, seed and step: (P, N, S). One of a, b must be a step vector."""
+        pairs = schema.step_pairs(self.with_uncond)
+        for key in ((a, b), (b, a)):
+            if key in pairs:
+                return self.arrays["gram"][..., pairs.index(key)].astype(np.float64)
+        raise MemharnessError(f"fixture {self.sampler} g={self.guidance:g}: no inner product ⟨{a}, {b}⟩ recorded")
+
+    def inner_final(self, a: str, b: str) -> np.ndarray:
+        """⟨a, b⟩ among x_T, x_0, x per prompt and seed: (P, N)."""
+        pairs = schema.const_pairs()
+        for key in ((a, b), (b, a)):
+            if key in pairs:
+                return self.arrays["gram_final"][..., pairs.index(key)].astype(np.float64)
+        raise MemharnessError(f"fixture: no final inner product ⟨{a}, {b}⟩ recorded")
+
+    def inner_states(self, a_state: str, b: str) -> np.ndarray:
+        """⟨x_state, b⟩ for all S+1 states x_T … x_0, with b in x_T, x_0, x: (P, N, S+1)."""
+        del a_state  # the state vector is x_t by construction; kept for readable call sites
+        return np.concatenate([self.inner("x_t", b), self.inner_final("x_0", b)[..., None]], axis=-1)
+
+    def norm2_states(self) -> np.ndarray:
+        """‖x_state‖² for all S+1 states: (P, N, S+1)."""
+        return np.concatenate([self.inner("x_t", "x_t"), self.inner_final("x_0", "x_0")[..., None]], axis=-1)
+
+
+class Fixture:
+    """A verified, read-only fixture."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise _no_fixture(self.root)
+        self.manifest = read_manifest(self.root)
+        self.model: dict[str, Any] = self.manifest["model"]
+        self.prompts: list[dict[str, Any]] = self.manifest["prompts"]
+        self._cache: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+    @property
+    def runs(self) -> dict[str, Any]:
+        return self.manifest["runs"]
+
+    @property
+    def scores(self) -> dict[str, Any] | None:
+        return self.manifest.get("scores")
+
+    def guidance_scales(self, sampler: str) -> list[float]:
+        return [float(g) for g in self.runs[sampler]["settings"]["guidance"]] if sampler in self.runs else []
+
+    def _load_prompt(self, sampler: str, prompt_id: str) -> dict[str, np.ndarray]:
+        key = (sampler, prompt_id)
+        if key in self._cache:
+            return self._cache[key]
+        entry = self.runs[sampler]["files"].get(prompt_id)
+        if entry is None:
+            raise MemharnessError(
+                f"{self.root}: run {sampler!r} lacks prompt {prompt_id!r} (interrupted trace?); "
+                "run the same `memharness trace` command again to finish it"
+            )
+        path = self.root / entry["file"]
+        if not path.is_file():
+            raise MemharnessError(f"{path}: missing; re-run `memharness trace` to record it")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise MemharnessError(f"{path}: checksum mismatch (changed or truncated); re-run `memharness trace`")
+        try:
+            arrays = st_load(data)
+        except (SafetensorError, ValueError) as exc:
+            raise MemharnessError(f"{path}: not a readable safetensors file ({exc})") from None
+        for name, value in arrays.items():
+            if not np.all(np.isfinite(value)):
+                raise MemharnessError(f"{path}: array {name} contains NaN or infinity; re-record this prompt")
+        self._cache[key] = arrays
+        return arrays
+
+    def group(self, sampler: str, guidance: float) -> Group:
+        if sampler not in self.runs:
+            raise MemharnessError(f"{self.root}: no {sampler!r} run in this fixture")
+        settings = self.runs[sampler]["settings"]
+        if float(guidance) not in self.guidance_scales(sampler):
+            raise MemharnessError(f"{self.root}: run {sampler!r} has no guidance scale {guidance:g}")
+        n, s = len(settings["seeds"]), len(settings["timesteps"])
+        prefix = schema.guidance_key(guidance) + "/"
+        with_uncond = float(guidance) != 1.0
+        expected = {
+            "gram": (n, s, len(schema.step_pairs(with_uncond))),
+            "gram_final": (n, len(schema.const_pairs())),
+            "trace_cov": (s + 1,),
+            "pc1_cos_x": (s, 2),
+            "pc1_var_ratio": (s, 2),
+            "final_cos": (n, n),
+        }
+        stacked: dict[str, list[np.ndarray]] = {name: [] for name in expected}
+        ids = tuple(p["id"] for p in self.prompts)
+        for prompt_id in ids:
+            arrays = self._load_prompt(sampler, prompt_id)
+            for name, shape in expected.items():
+                value = arrays.get(prefix + name)
+                if value is None or value.shape != shape:
+                    got = None if value is None else value.shape
+                    raise MemharnessError(
+                        f"{self.root / self.runs[sampler]['files'][prompt_id]['file']}: "
+                        f"array {prefix + name} has shape {got}, expected {shape}"
+                    )
+                stacked[name].append(value)
+        return Group(
+            sampler=sampler,
+            guidance=float(guidance),
+            timesteps=np.asarray(settings["timesteps"]),
+            seeds=tuple(settings["seeds"]),
+            prompt_ids=ids,
+            with_uncond=with_uncond,
+            arrays={name: np.stack(values) for name, values in stacked.items()},
+        )
+
+    def verify(self) -> None:
+        """Load every group once: checksums, shapes and finiteness of the whole fixture."""
+        for sampler in self.runs:
+            for g in self.guidance_scales(sampler):
+                self.group(sampler, g)

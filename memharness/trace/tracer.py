@@ -1,0 +1,103 @@
+"""Tracing: model → sampler → recorder → store, one prompt at a time (resumable)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from memharness.errors import MemharnessError
+from memharness.models.base import Denoiser, Prompt
+from memharness.sampling import SAMPLERS, sample
+from memharness.trace.recorder import TrajectoryRecorder
+from memharness.trace.store import FixtureWriter
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    sampler: str = "ddim"
+    num_inference_steps: int = 50
+    guidance: tuple[float, ...] = (1.0, 7.5)
+    seeds: tuple[int, ...] = tuple(range(8))
+    full_latents: bool = False
+
+    def validate(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise MemharnessError(f"--sampler: unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if len(self.seeds) < 2:
+            raise MemharnessError("--seeds: at least 2 seeds are needed (diversity claims compare seeds)")
+        if not self.guidance or any(g < 0 for g in self.guidance):
+            raise MemharnessError("--guidance: give one or more scales ≥ 0")
+        if len(set(self.guidance)) != len(self.guidance):
+            raise MemharnessError("--guidance: a scale is repeated")
+        if self.num_inference_steps < 1:
+            raise MemharnessError("--steps: must be ≥ 1")
+
+
+# (prompts done, prompts total, prompt id, skipped)
+ProgressFn = Callable[[int, int, str, bool], None]
+
+
+def trace(
+    denoiser: Denoiser,
+    out: Path,
+    settings: TraceSettings,
+    *,
+    prompts: Sequence[Prompt] | None = None,
+    prompt_set: str = "default",
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+) -> FixtureWriter:
+    """Record ``settings`` for every prompt into the fixture at ``out``; finished prompts are skipped."""
+    settings.validate()
+    prompts = list(prompts if prompts is not None else denoiser.prompts())
+    if not prompts:
+        raise MemharnessError("no prompts to trace")
+    timesteps = [int(t) for t in denoiser.schedule.timesteps(settings.num_inference_steps)]
+    writer = FixtureWriter(
+        out,
+        model=denoiser.card.to_dict(),
+        prompts=[{"id": p.id, "text": p.text, "kind": p.kind} for p in prompts],
+        prompt_set=prompt_set,
+    )
+    run = writer.begin_run(
+        settings.sampler,
+        {
+            "sampler": settings.sampler,
+            "num_inference_steps": settings.num_inference_steps,
+            "timesteps": timesteps,
+            "guidance": [float(g) for g in settings.guidance],
+            "seeds": [int(s) for s in settings.seeds],
+            "full_latents": settings.full_latents,
+        },
+        overwrite=overwrite,
+    )
+    for done, prompt in enumerate(prompts):
+        if run.is_done(prompt.id):
+            if progress:
+                progress(done + 1, len(prompts), prompt.id, True)
+            continue
+        x = denoiser.paired_latent(prompt)
+        cond = denoiser.encode(prompt)
+        groups = {}
+        for g in settings.guidance:
+            recorder = TrajectoryRecorder(
+                x,
+                num_steps=len(timesteps),
+                with_uncond=float(g) != 1.0,
+                full_latents=settings.full_latents,
+            )
+            result = sample(
+                denoiser,
+                cond,
+                seeds=settings.seeds,
+                guidance_scale=float(g),
+                sampler=settings.sampler,
+                num_inference_steps=settings.num_inference_steps,
+                hooks=[recorder],
+            )
+            groups[float(g)] = recorder.finish(result.x_0)
+        run.write_prompt(prompt.id, x.detach().cpu().numpy(), groups)
+        if progress:
+            progress(done + 1, len(prompts), prompt.id, False)
+    return writer
