@@ -1,0 +1,69 @@
+"""Claim files (``claims/*.yaml``): loading and validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from memharness.errors import MemharnessError
+
+_REQUIRED = {
+    "id": str,
+    "title": str,
+    "reference": str,
+    "statement": str,
+    "needs": dict,
+    "metric": str,
+    "test": dict,
+    "paper_value": str,
+    "parameters": dict,
+}
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    id: str
+    title: str
+    reference: str
+    statement: str
+    needs: dict[str, Any]
+    metric: str
+    test: dict[str, Any]
+    paper_value: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+def claims_dir() -> Path:
+    """The repository's ``claims/`` folder (the package is installed editable from it)."""
+    return Path(__file__).resolve().parents[2] / "claims"
+
+
+def load_spec(path: Path) -> ClaimSpec:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise MemharnessError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise MemharnessError(f"{path}: a claim file must be a mapping")
+    for key, kind in _REQUIRED.items():
+        if key not in data:
+            raise MemharnessError(f"{path}: missing key {key!r}")
+        if not isinstance(data[key], kind):
+            raise MemharnessError(f"{path}: key {key!r} must be a {kind.__name__}")
+    unknown = sorted(set(data) - set(_REQUIRED))
+    if unknown:
+        raise MemharnessError(f"{path}: unknown key {unknown[0]!r}")
+    if data["id"] != path.stem:
+        raise MemharnessError(f"{path}: id {data['id']!r} must match the file name {path.stem!r}")
+    return ClaimSpec(**data, source=str(path))
+
+
+def load_specs(directory: Path | None = None) -> list[ClaimSpec]:
+    directory = Path(directory) if directory is not None else claims_dir()
+    if not directory.is_dir():
+        raise MemharnessError(f"{directory}: claims folder not found; run memharness from its source checkout")
+    return [load_spec(path) for path in sorted(directory.glob("*.yaml"))]
