@@ -7,6 +7,7 @@ torch is imported only by ``trace``, so ``check`` stays fast.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -22,6 +23,7 @@ _REPO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _console(stream=None):
+    """A rich console and whether it is plain (NO_COLOR set, or not a terminal: no styles at all)."""
     from rich.console import Console
 
     out = stream or sys.stdout
@@ -29,7 +31,24 @@ def _console(stream=None):
     plain = bool(os.environ.get("NO_COLOR")) or not tty
     # Logs and files are not 80 columns wide; a terminal keeps its own width.
     width = None if tty else 120
-    return Console(file=out, no_color=plain, highlight=False, soft_wrap=False, width=width), plain
+    kwargs = {"color_system": None} if plain else {}
+    return Console(file=out, highlight=False, soft_wrap=False, width=width, **kwargs), plain
+
+
+def _emit(text: str, output: str | None) -> None:
+    """Print, or write FILE atomically (its folder is created)."""
+    if not output:
+        sys.stdout.write(text)
+        return
+    from memharness.trace.store import atomic_write_bytes
+
+    path = Path(output)
+    if path.is_dir():
+        raise MemharnessError(f"--output: {path} is a folder; give a file name")
+    try:
+        atomic_write_bytes(path, text.encode())
+    except OSError as exc:
+        raise MemharnessError(f"--output: cannot write {path} ({exc.strerror})") from None
 
 
 def default_fixture_dir(model: str) -> Path:
@@ -41,21 +60,27 @@ def default_fixture_dir(model: str) -> Path:
 # --------------------------------------------------------------------------- check
 def cmd_check(args: argparse.Namespace) -> int:
     from memharness.claims import Outcome, load_specs, run_claims
+    from memharness.models import load_card
     from memharness.report.terminal import reason_lines, summary_line, verdict_table
     from memharness.trace.store import Fixture
 
-    models = args.model or [DEFAULT_MODEL]
+    models = args.model or [None if args.fixtures else DEFAULT_MODEL]
     if args.fixtures and len(models) > 1:
         raise MemharnessError("--fixtures: give one --model with it (it names one model's fixture folder)")
-    from memharness.models import load_card
-
     specs = load_specs()
     reports = []
     for model in models:
-        if not args.fixtures:
+        if args.fixtures:
+            root = Path(args.fixtures)
+            fixture = Fixture(root)
+            recorded = fixture.model.get("id")
+            if model is not None and model != recorded:
+                raise MemharnessError(f"--model {model}: the fixture at {root} holds model {recorded!r}")
+            model = recorded
+        else:
             load_card(model)  # an unknown model name fails here, naming the known ones
-        root = Path(args.fixtures) if args.fixtures else default_fixture_dir(model)
-        fixture = Fixture(root)
+            root = default_fixture_dir(model)
+            fixture = Fixture(root)
         verdicts = run_claims(fixture, specs, only=args.claim or ())
         reports.append({
             "model": model,
@@ -76,30 +101,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = any(v.verdict is Outcome.FAIL for r in reports for v in r["_verdicts"])
     if args.format == "json":
         payload = [{k: v for k, v in r.items() if k != "_verdicts"} for r in reports]
-        text = json.dumps(payload[0] if len(payload) == 1 else payload, indent=2)
-        _emit(text + "\n", args.output)
+        _emit(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n", args.output)
     else:
-        stream = open(args.output, "w") if args.output else None  # noqa: SIM115 - closed below
-        try:
-            console, plain = _console(stream)
-            for r in reports:
-                console.print(verdict_table(r["model"], r["_verdicts"], plain=plain))
-                for line in reason_lines(r["_verdicts"]):
-                    console.print(line, soft_wrap=True)
-                console.print(summary_line(r["_verdicts"]))
-        finally:
-            if stream:
-                stream.close()
+        buffer = io.StringIO() if args.output else None
+        console, plain = _console(buffer)
+        for r in reports:
+            console.print(verdict_table(r["model"], r["_verdicts"], plain=plain))
+            for line in reason_lines(r["_verdicts"]):
+                console.print(line, soft_wrap=True)
+            console.print(summary_line(r["_verdicts"]))
+        if buffer is not None:
+            _emit(buffer.getvalue(), args.output)
     return 1 if failed else 0
-
-
-def _emit(text: str, output: str | None) -> None:
-    if output:
-        from memharness.trace.store import atomic_write_bytes
-
-        atomic_write_bytes(Path(output), text.encode())
-    else:
-        sys.stdout.write(text)
 
 
 # --------------------------------------------------------------------------- trace
@@ -158,6 +171,25 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- claims
+def cmd_claims(args: argparse.Namespace) -> int:
+    from memharness.claims import load_specs
+
+    specs = load_specs()
+    if args.action == "show":
+        if not args.id:
+            raise MemharnessError("claims show: name a claim, e.g. `memharness claims show linear-in-guidance`")
+        spec = next((s for s in specs if s.id == args.id), None)
+        if spec is None:
+            raise MemharnessError(f"claims show: unknown claim {args.id!r}; `memharness claims` lists them")
+        print(Path(spec.source).read_text(), end="")
+        return 0
+    width = max(len(s.id) for s in specs)
+    for spec in specs:
+        print(f"{spec.id:<{width}}  {spec.reference:<24}  {spec.title}")
+    return 0
+
+
 # --------------------------------------------------------------------------- models
 def cmd_models(args: argparse.Namespace) -> int:
     from memharness.models import available_cards, load_card
@@ -206,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--overwrite", action="store_true", help="replace a run recorded with other settings")
     tr.add_argument("--device", default="cpu", help="torch device (default cpu)")
     tr.set_defaults(func=cmd_trace)
+
+    claims = sub.add_parser("claims", help="list the claims, or show one claim file")
+    claims.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    claims.add_argument("id", nargs="?", help="claim id for `show`")
+    claims.set_defaults(func=cmd_claims)
 
     models = sub.add_parser("models", help="list the model cards")
     models.set_defaults(func=cmd_models)

@@ -79,10 +79,47 @@ def read_manifest(root: Path) -> dict[str, Any]:
             f"{path}: fixture schema version {version!r}, this memharness reads {schema.SCHEMA_VERSION}; "
             "re-record the fixture with this version's `memharness trace`"
         )
-    for key in ("model", "prompts", "runs"):
-        if key not in manifest:
-            raise MemharnessError(f"{path}: manifest lacks key {key!r}; re-record the fixture")
+    _validate_manifest(manifest, path)
     return manifest
+
+
+def _validate_manifest(manifest: dict[str, Any], path: Path) -> None:
+    """Structure of a manifest, so damage shows as one line naming the key, not a KeyError later."""
+
+    def bad(where: str, what: str) -> MemharnessError:
+        return MemharnessError(f"{path}: {where} {what}; the manifest is damaged, re-record the fixture")
+
+    for key, kind in (("model", dict), ("prompts", list), ("runs", dict), ("prompt_set", dict)):
+        if key not in manifest:
+            raise bad(f"key {key!r}", "is missing")
+        if not isinstance(manifest[key], kind):
+            raise bad(f"key {key!r}", f"must be a JSON {'object' if kind is dict else 'array'}")
+    ids = []
+    for i, prompt in enumerate(manifest["prompts"]):
+        if not (isinstance(prompt, dict) and isinstance(prompt.get("id"), str)):
+            raise bad(f"prompts[{i}]", "needs a string 'id'")
+        ids.append(prompt["id"])
+    for name, run in manifest["runs"].items():
+        if not (isinstance(run, dict) and isinstance(run.get("settings"), dict) and isinstance(run.get("files"), dict)):
+            raise bad(f"runs.{name}", "needs the objects 'settings' and 'files'")
+        for key in ("timesteps", "guidance", "seeds"):
+            if not isinstance(run["settings"].get(key), list):
+                raise bad(f"runs.{name}.settings.{key}", "must be a list")
+        for pid, entry in run["files"].items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("file"), str)
+                    and isinstance(entry.get("sha256"), str)):
+                raise bad(f"runs.{name}.files.{pid}", "needs string 'file' and 'sha256'")
+    scores = manifest.get("scores")
+    if scores is not None:
+        if not (isinstance(scores, dict) and isinstance(scores.get("values"), dict)):
+            raise bad("key 'scores'", "needs an object 'values'")
+        for run_name, by_g in scores["values"].items():
+            for gkey, by_prompt in (by_g or {}).items():
+                for pid in ids:
+                    entry = by_prompt.get(pid) if isinstance(by_prompt, dict) else None
+                    value = entry.get("score") if isinstance(entry, dict) else None
+                    if not isinstance(value, (int, float)) or not np.isfinite(value):
+                        raise bad(f"scores.values.{run_name}.{gkey}.{pid}", "needs a finite 'score'")
 
 
 class FixtureWriter:
@@ -90,6 +127,8 @@ class FixtureWriter:
 
     def __init__(self, root: Path, *, model: dict[str, Any], prompts: list[dict[str, Any]], prompt_set: str):
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise MemharnessError(f"{self.root}: exists and is not a folder; choose another --out")
         digest = prompt_set_hash(prompts)
         if (self.root / MANIFEST).exists():
             self.manifest = read_manifest(self.root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,8 @@ class TraceSettings:
             raise MemharnessError(f"--sampler: unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if len(self.seeds) < 2:
             raise MemharnessError("--seeds: at least 2 seeds are needed (diversity claims compare seeds)")
-        if not self.guidance or any(g < 0 for g in self.guidance):
-            raise MemharnessError("--guidance: give one or more scales ≥ 0")
+        if not self.guidance or not all(math.isfinite(g) and g >= 0 for g in self.guidance):
+            raise MemharnessError("--guidance: give one or more finite scales ≥ 0")
         if len(set(self.guidance)) != len(self.guidance):
             raise MemharnessError("--guidance: a scale is repeated")
         if self.num_inference_steps < 1:
