@@ -21,6 +21,12 @@ _REQUIRED = {
     "paper_value": str,
     "parameters": dict,
 }
+# Optional keys and their defaults.
+_OPTIONAL = {
+    # A measured value further than this from the baseline's is a regression (absolute, in the
+    # measured value's unit); None compares verdicts only.
+    "regression_tolerance": None,
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class ClaimSpec:
     test: dict[str, Any]
     paper_value: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    regression_tolerance: float | None = None
     source: str = ""
 
 
@@ -54,9 +61,13 @@ def load_spec(path: Path) -> ClaimSpec:
             raise MemharnessError(f"{path}: missing key {key!r}")
         if not isinstance(data[key], kind):
             raise MemharnessError(f"{path}: key {key!r} must be a {kind.__name__}")
-    unknown = sorted(set(data) - set(_REQUIRED))
+    unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         raise MemharnessError(f"{path}: unknown key {unknown[0]!r}")
+    tolerance = data.get("regression_tolerance")
+    if tolerance is not None and (isinstance(tolerance, bool) or not isinstance(tolerance, (int, float))
+                                  or tolerance < 0):
+        raise MemharnessError(f"{path}: key 'regression_tolerance' must be a number ≥ 0")
     if data["id"] != path.stem:
         raise MemharnessError(f"{path}: id {data['id']!r} must match the file name {path.stem!r}")
     return ClaimSpec(**data, source=str(path))
