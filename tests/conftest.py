@@ -7,23 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import small_card
+from tests.helpers import small_card, trace_small
 
 
 @pytest.fixture(scope="session")
 def small_fixture_master(tmp_path_factory) -> Path:
     from memharness.models import load_denoiser
-    from memharness.scoring.latent import write_latent_scores
-    from memharness.trace.tracer import TraceSettings, trace
 
-    out = tmp_path_factory.mktemp("fixtures") / "small"
-    denoiser = load_denoiser(small_card())
-    trace(denoiser, out, TraceSettings(sampler="ddim", num_inference_steps=10, guidance=(1.0, 2.0, 7.5),
-                                       seeds=(0, 1, 2, 3)), prompt_set="small")
-    trace(denoiser, out, TraceSettings(sampler="ddpm", num_inference_steps=10, guidance=(1.0, 7.5),
-                                       seeds=(0, 1, 2)), prompt_set="small")
-    write_latent_scores(out)
-    return out
+    return trace_small(load_denoiser(small_card()), tmp_path_factory.mktemp("fixtures") / "small")
 
 
 @pytest.fixture

@@ -22,3 +22,23 @@ def decomposition_weights(
     w0 = (xt_a * T_T - xt_T * a_T) / det
     wT = (xt_T * a_a - xt_a * a_T) / det
     return w0, wT
+
+
+def schedule_deviation(
+    w0: np.ndarray, wT: np.ndarray, sqrt_alpha_bar: np.ndarray, sqrt_one_minus_alpha_bar: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(w0 − √ᾱ_t, wT − √(1−ᾱ_t)): the departure from the schedule of Eq 14/21 (Fig 10)."""
+    return w0 - sqrt_alpha_bar, wT - sqrt_one_minus_alpha_bar
+
+
+def severity_sums(
+    mean_w0: np.ndarray, mean_wT: np.ndarray, sqrt_alpha_bar: np.ndarray, sqrt_one_minus_alpha_bar: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three quantities of Fig 11, summed over states (last axis), from seed-mean weights E[w]:
+
+    excess of x        Σ_t (E[w0] − √ᾱ_t)
+    noise suppression  −Σ_t (E[wT] − √(1−ᾱ_t))
+    overall deviation  Σ_t ((E[w0] − √ᾱ_t) − (E[wT] − √(1−ᾱ_t)))   (the sum of δ(t), App H)
+    """
+    d0, dT = schedule_deviation(mean_w0, mean_wT, sqrt_alpha_bar, sqrt_one_minus_alpha_bar)
+    return d0.sum(-1), -dT.sum(-1), (d0 - dT).sum(-1)

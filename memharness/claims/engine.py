@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from memharness.claims.checks import CHECKS
+from memharness.claims.checks import CHECKS, Context
 from memharness.claims.spec import ClaimSpec
 from memharness.claims.verdict import Outcome, Verdict
 from memharness.errors import MemharnessError
@@ -24,8 +24,8 @@ def run_claims(fixture: Fixture, specs: Sequence[ClaimSpec], *, only: Sequence[s
         if check is None:
             verdicts.append(Verdict(
                 id=spec.id, title=spec.title, reference=spec.reference, verdict=Outcome.SKIP,
-                paper=spec.paper_value, reason=f"no check is implemented for claim {spec.id!r} yet",
+                paper=spec.paper_value, reason=f"no check is implemented for claim {spec.id!r}",
             ))
             continue
-        verdicts.append(check(fixture, spec))
+        verdicts.append(check(Context(fixture, spec)))
     return verdicts

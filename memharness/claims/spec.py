@@ -73,8 +73,20 @@ def load_spec(path: Path) -> ClaimSpec:
     return ClaimSpec(**data, source=str(path))
 
 
+# The order of DESIGN.md, which follows the paper's argument; other claims follow by name.
+CLAIM_ORDER = (
+    "overfit-without-guidance", "loss-reversal-with-guidance", "guidance-drives-memorization",
+    "direction-preserved", "overestimation", "linear-in-guidance", "predictions-follow-noise",
+    "unconditional-blind", "conditional-injects-x", "diversity-collapse", "update-alignment",
+    "decomposition-g1", "early-dominance", "deviation-predicts-severity", "sampler-agnostic",
+    "realtime-detection", "mitigation", "magnitude-explained", "prompt-categories",
+)
+
+
 def load_specs(directory: Path | None = None) -> list[ClaimSpec]:
     directory = Path(directory) if directory is not None else claims_dir()
     if not directory.is_dir():
         raise MemharnessError(f"{directory}: claims folder not found; run memharness from its source checkout")
-    return [load_spec(path) for path in sorted(directory.glob("*.yaml"))]
+    specs = [load_spec(path) for path in directory.glob("*.yaml")]
+    rank = {claim_id: i for i, claim_id in enumerate(CLAIM_ORDER)}
+    return sorted(specs, key=lambda s: (rank.get(s.id, len(rank)), s.id))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from memharness.claims import load_specs
 from memharness.cli import main
 from memharness.errors import MemharnessError
 from memharness.trace import store
@@ -44,7 +45,9 @@ def test_check_table(small_fixture_master, capsys):
     assert "PASS" in out
     summary = [line for line in out.splitlines() if "claims:" in line]
     assert len(summary) == 1, out
-    assert summary[0].startswith("1 claims: 1 PASS")
+    n_claims = len(load_specs())
+    assert summary[0].startswith(f"{n_claims} claims: ")
+    assert " 0 FAIL" in summary[0]
     assert "\x1b[" not in out  # captured stdout is not a terminal: plain text
 
 
@@ -85,18 +88,19 @@ def test_check_json(small_fixture_master, capsys):
     assert report["model"] == "analytic"
     assert report["fixtures"]["path"] == str(small_fixture_master)
     assert set(report["fixtures"]["runs"]) == {"ddim", "ddpm"}
-    assert [c["id"] for c in report["claims"]] == [CLAIM]
+    assert [c["id"] for c in report["claims"]] == [spec.id for spec in load_specs()]
     for claim in report["claims"]:
         assert CLAIM_KEYS <= set(claim), CLAIM_KEYS - set(claim)
-        assert claim["verdict"] == "PASS"
+        assert claim["reason"]
+        assert claim["verdict"] in ("PASS", "SKIP")
+        if claim["verdict"] == "SKIP":
+            continue
         assert isinstance(claim["measured"], float)
         assert isinstance(claim["ci"], list) and len(claim["ci"]) == 2
-        assert claim["ci"][0] <= claim["measured"] <= claim["ci"][1]
-        assert set(claim["n"]) == {"memorized", "normal"}
+        assert claim["ci"][0] <= claim["ci"][1]
         assert claim["n"] == {"memorized": 6, "normal": 6}
         assert isinstance(claim["test"], str)
-        assert 0.0 <= claim["p_value"] <= 1.0
-        assert claim["reason"]
+        assert claim["p_value"] is None or 0.0 <= claim["p_value"] <= 1.0
 
 
 def test_check_json_output_file(small_fixture_master, tmp_path, capsys):
@@ -106,7 +110,7 @@ def test_check_json_output_file(small_fixture_master, tmp_path, capsys):
     assert rc == 0, err
     assert out == ""
     report = json.loads(target.read_text())
-    assert [c["id"] for c in report["claims"]] == [CLAIM]
+    assert [c["id"] for c in report["claims"]] == [spec.id for spec in load_specs()]
     assert not tmp_leftovers(tmp_path)
 
 

@@ -1,0 +1,15 @@
+"""Claim checks, one module per theme; each registers the claim ids it checks."""
+
+from memharness.claims.checks import (  # noqa: F401  (importing registers the checks)
+    decomposition,
+    diversity,
+    noise,
+    overestimation,
+    overfitting,
+    pending,
+    sampler,
+)
+from memharness.claims.checks._common import Context
+from memharness.claims.checks._registry import CHECKS
+
+__all__ = ["CHECKS", "Context"]

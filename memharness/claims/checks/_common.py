@@ -1,0 +1,140 @@
+"""What every claim check needs: its parameters, labels, fixture groups and the verdict it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from memharness.analysis import decomposition_weights, overestimation_factor, x0_hat_cosine, x0_hat_norm2
+from memharness.claims.labels import THRESHOLD, Labels, memorization_labels
+from memharness.claims.spec import ClaimSpec
+from memharness.claims.statistics import Decision
+from memharness.claims.verdict import Outcome, Verdict
+from memharness.schedule import NoiseSchedule
+from memharness.trace.store import Fixture, Group
+
+# Defaults every claim shares; a claim file's ``parameters`` override them.
+COMMON_DEFAULTS: dict[str, Any] = {
+    "label_sampler": "ddim",  # memorization labels come from the scores of the paper's
+    "label_guidance": 7.5,  # setting: DDIM, g = 7.5 (§3.1)
+    "threshold": THRESHOLD,  # §3.1
+    "min_group": 5,  # fewer prompts than this in a group: INCONCLUSIVE
+    "alpha": 0.05,
+}
+
+
+class Context:
+    """One claim checked against one fixture."""
+
+    def __init__(self, fixture: Fixture, spec: ClaimSpec):
+        self.fixture, self.spec = fixture, spec
+        self._labels: Labels | None = None
+
+    def param(self, name: str, default: Any = None) -> Any:
+        if name in self.spec.parameters:
+            return self.spec.parameters[name]
+        if name in COMMON_DEFAULTS:
+            return COMMON_DEFAULTS[name]
+        return default
+
+    @property
+    def schedule(self) -> NoiseSchedule:
+        return NoiseSchedule.from_config(self.fixture.model["scheduler"])
+
+    def labels(self) -> Labels | None:
+        if self._labels is None:
+            self._labels = memorization_labels(
+                self.fixture, sampler=self.param("label_sampler"), guidance=float(self.param("label_guidance")),
+                threshold=float(self.param("threshold")),
+            )
+        return self._labels
+
+    def missing(self, sampler: str, *scales: float) -> str | None:
+        """Why the fixture cannot feed this claim (a SKIP reason), or None."""
+        if sampler not in self.fixture.runs:
+            return f"the fixture has no {sampler} run"
+        have = self.fixture.guidance_scales(sampler)
+        for g in scales:
+            if float(g) not in have:
+                return f"the {sampler} run has no guidance scale {g:g} (has {', '.join(f'{h:g}' for h in have)})"
+        if self.labels() is None:
+            return (f"the fixture has no memorization scores for {self.param('label_sampler')} "
+                    f"g={float(self.param('label_guidance')):g}")
+        return None
+
+    def preflight(self, sampler: str, *scales: float) -> Verdict | None:
+        """SKIP when the fixture lacks the data; INCONCLUSIVE when a group is under ``min_group``; else None."""
+        if reason := self.missing(sampler, *scales):
+            return self.skip(reason)
+        n, least = self.labels().n, int(self.param("min_group"))
+        small = [f"{size} {name}" for name, size in n.items() if size < least]
+        if small:
+            return Verdict(id=self.spec.id, title=self.spec.title, reference=self.spec.reference,
+                           verdict=Outcome.INCONCLUSIVE, paper=self.spec.paper_value, n=n,
+                           reason=f"{' and '.join(small)} prompts, fewer than {least} in a group")
+        return None
+
+    def group(self, sampler: str, guidance: float) -> Group:
+        return self.fixture.group(sampler, float(guidance))
+
+    def decide_opts(self) -> dict[str, Any]:
+        return {"min_group": int(self.param("min_group"))}
+
+    def verdict(self, decision: Decision, **details: Any) -> Verdict:
+        labels = self.labels()
+        n = labels.n if labels is not None else {}
+        if labels is not None:
+            details.setdefault("labels", f"{labels.scorer} score on {labels.source} ≥ {self.param('threshold'):g}")
+        return Verdict(
+            id=self.spec.id, title=self.spec.title, reference=self.spec.reference, verdict=decision.outcome,
+            paper=self.spec.paper_value, reason=decision.reason, measured=decision.measured, ci=decision.ci, n=n,
+            test=decision.test, statistic=decision.statistic, p_value=decision.p_value, details=details,
+        )
+
+    def skip(self, reason: str) -> Verdict:
+        return Verdict(id=self.spec.id, title=self.spec.title, reference=self.spec.reference,
+                       verdict=Outcome.SKIP, paper=self.spec.paper_value, reason=reason)
+
+
+CheckFn = Callable[[Context], Verdict]
+
+
+# --- per-seed quantities of a Group, shaped (P, N, S) or (P, N, S+1) ---------------------------------
+def x_norm2(group: Group) -> np.ndarray:
+    return group.inner_final("x", "x")[..., None]  # (P, N, 1), broadcasts over steps
+
+
+def x0_error_norm2(group: Group) -> np.ndarray:
+    """‖x̂0(t) − x‖² per step (Eq 10, Fig 1 x-axis)."""
+    return group.inner("x0_err", "x0_err")
+
+
+def overestimation(group: Group) -> np.ndarray:
+    """k = ‖x̂0(t)‖/‖x‖ per step (App B.1)."""
+    x2 = x_norm2(group)
+    return overestimation_factor(x0_hat_norm2(x0_error_norm2(group), group.inner("x0_err", "x"), x2), x2)
+
+
+def x0_direction(group: Group) -> np.ndarray:
+    """cos(x̂0(t), x) per step (Fig 1 y-axis)."""
+    return x0_hat_cosine(x0_error_norm2(group), group.inner("x0_err", "x"), x_norm2(group))
+
+
+def weights(group: Group, reference: str) -> tuple[np.ndarray, np.ndarray]:
+    """Eq 14 least-squares weights (w0, wT) of every state x_T … x_0 on (reference, x_T): (P, N, S+1)."""
+    ref_xT = group.inner_final(reference, "x_T")[..., None]
+    return decomposition_weights(
+        group.inner_states("x_t", reference),
+        group.inner_states("x_t", "x_T"),
+        group.inner_final(reference, reference)[..., None],
+        ref_xT,
+        group.inner_final("x_T", "x_T")[..., None],
+    )
+
+
+def state_schedule(ctx: Context, group: Group, *, sampler: str) -> tuple[np.ndarray, np.ndarray]:
+    """(√ᾱ, √(1−ᾱ)) of every state x_T … x_0 (the final state per set_alpha_to_one): (S+1,)."""
+    states = np.append(group.timesteps, -1)
+    return ctx.schedule.theoretical_weights(states, sampler=sampler)

@@ -1,0 +1,47 @@
+"""Claims whose data other commands record: detection and mitigation runs (App H), Webster categories (Table 1)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from memharness.claims.checks._common import Context
+from memharness.claims.checks._registry import register
+from memharness.claims.statistics import Decision
+from memharness.claims.verdict import Outcome
+
+
+@register("realtime-detection")
+def realtime_detection(ctx: Context):
+    """App H: δ(t) > −γ flags memorized prompts within the first few steps."""
+    if "detection" not in ctx.fixture.manifest:
+        return ctx.skip("the fixture has no detection runs (δ(t) recorded during sampling); "
+                        "they come with the detection and mitigation commands")
+    return ctx.skip("detection runs are present but this version cannot read them")
+
+
+@register("mitigation")
+def mitigation(ctx: Context):
+    """App H, Fig 25: switching guidance off once flagged lowers SSCD_train of memorized prompts."""
+    if "mitigation" not in ctx.fixture.manifest:
+        return ctx.skip("the fixture has no mitigation runs; they come with `memharness generate --mitigate`")
+    return ctx.skip("mitigation runs are present but this version cannot read them")
+
+
+@register("prompt-categories")
+def prompt_categories(ctx: Context):
+    """Table 1: retrievable prompts per Webster category (MV / TV / RV / N) for the model."""
+    categories = [p.get("category") for p in ctx.fixture.prompts]
+    if not any(categories):
+        return ctx.skip("the fixture's prompt set has no Webster categories (MV/TV/RV/N)")
+    table = ctx.param("paper_counts", {})
+    model = ctx.fixture.model.get("id")
+    if model not in table:
+        return ctx.skip(f"the paper's Table 1 has no row for model {model!r} (rows: {', '.join(table)})")
+    measured = Counter(c for c in categories if c)
+    expected = {k: int(v) for k, v in table[model].items()}
+    got = {k: measured.get(k, 0) for k in expected}
+    text = " / ".join(f"{k} {got[k]}" for k in expected)
+    want = " / ".join(f"{k} {v}" for k, v in expected.items())
+    outcome = Outcome.PASS if got == expected else Outcome.FAIL
+    reason = f"counts {text}" + ("" if outcome is Outcome.PASS else f"; the paper has {want}")
+    return ctx.verdict(Decision(outcome, reason, measured=float(sum(got.values())), test="exact counts"))

@@ -1,0 +1,87 @@
+"""The decision rules on synthetic arrays: each outcome is reachable and means what it says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memharness.claims.statistics import (
+    Decision,
+    against_bound,
+    combine,
+    compare_groups,
+    correlation,
+    paired_increase,
+    within_band,
+)
+from memharness.claims.verdict import Outcome
+
+rng = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize(("shift", "n", "expected"), [
+    (2.0, 16, Outcome.PASS),        # clearly separated
+    (0.0, 40, Outcome.FAIL),        # no difference, enough prompts to rule out AUC ≥ 0.75
+    (-2.0, 16, Outcome.FAIL),       # reversed
+    (2.0, 3, Outcome.INCONCLUSIVE),  # too few memorized prompts
+])
+def test_compare_groups(shift, n, expected):
+    r = np.random.default_rng(1)
+    mem, norm = r.normal(shift, 1, n), r.normal(0, 1, 40)
+    decision = compare_groups(mem, norm, alternative="greater", what="v")
+    assert decision.outcome is expected, decision.reason
+    if expected is not Outcome.INCONCLUSIVE or n >= 5:
+        assert 0 <= decision.measured <= 1 and decision.ci[0] <= decision.measured <= decision.ci[1]
+
+
+def test_compare_groups_small_shift_few_prompts_is_inconclusive():
+    mem, norm = np.linspace(-0.8, 1.2, 8), np.linspace(-1, 1, 40)
+    decision = compare_groups(mem, norm, alternative="greater", what="v")
+    assert decision.outcome is Outcome.INCONCLUSIVE, decision.reason
+
+
+def test_compare_groups_less_is_the_mirror():
+    mem, norm = rng.normal(-2, 1, 16), rng.normal(0, 1, 16)
+    assert compare_groups(mem, norm, alternative="less", what="v").outcome is Outcome.PASS
+    assert compare_groups(mem, norm, alternative="greater", what="v").outcome is Outcome.FAIL
+
+
+@pytest.mark.parametrize(("mean", "expected"), [(1.5, Outcome.PASS), (0.5, Outcome.FAIL), (1.0, Outcome.INCONCLUSIVE)])
+def test_against_bound(mean, expected):
+    values = mean + np.random.default_rng(2).normal(0, 0.2, 20)
+    values += mean - values.mean()  # exact mean, so the straddle case straddles
+    assert against_bound(values, bound=1.0, direction=">", what="k").outcome is expected
+
+
+@pytest.mark.parametrize(("mean", "expected"), [(1.0, Outcome.PASS), (0.7, Outcome.FAIL), (0.9, Outcome.INCONCLUSIVE)])
+def test_within_band(mean, expected):
+    values = mean + np.random.default_rng(3).normal(0, 0.05, 20)
+    values += mean - values.mean()
+    assert within_band(values, lower=0.9, upper=1.1, what="slope").outcome is expected
+
+
+def test_paired_increase():
+    before = rng.uniform(0.3, 0.6, 20)
+    assert paired_increase(before + 0.2, before, what="s").outcome is Outcome.PASS
+    assert paired_increase(before, before, what="s").outcome is Outcome.FAIL
+    assert paired_increase(before - 0.2, before, what="s").outcome is Outcome.FAIL
+    assert paired_increase(before[:3] + 0.2, before[:3], what="s").outcome is Outcome.INCONCLUSIVE
+
+
+def test_correlation():
+    x = np.linspace(0, 1, 40)
+    noise = np.random.default_rng(4).normal(0, 0.1, 40)
+    assert correlation(x, x + noise, sign=1, what="r").outcome is Outcome.PASS
+    assert correlation(x, -x + noise, sign=-1, what="r").outcome is Outcome.PASS
+    assert correlation(x, -x + noise, sign=1, what="r").outcome is Outcome.FAIL
+    assert correlation(x, np.random.default_rng(5).normal(0, 1, 40), sign=1, what="r").outcome is Outcome.FAIL
+    assert correlation(x, np.ones(40), sign=1, what="r").outcome is Outcome.FAIL
+    decision = correlation(x, x + noise, sign=1, what="r")
+    assert decision.ci[0] < decision.measured < decision.ci[1]
+
+
+def test_combine_takes_the_worst():
+    ok, bad, unsure = (Decision(o, o.value) for o in (Outcome.PASS, Outcome.FAIL, Outcome.INCONCLUSIVE))
+    assert combine([ok, ok]).outcome is Outcome.PASS
+    assert combine([ok, unsure]).outcome is Outcome.INCONCLUSIVE
+    assert combine([unsure, bad, ok]).outcome is Outcome.FAIL
