@@ -109,17 +109,23 @@ def compare_groups(
                     **base)
 
 
+def _mean_with_ci(values, *, what: str, group: str, min_group: int, seed: int):
+    """(early INCONCLUSIVE or None, mean, bootstrap CI) of per-prompt values."""
+    values = np.asarray(values, np.float64)
+    early = _too_few(what, {group: values.size}, min_group)
+    if early:
+        return early, None, None
+    return None, float(values.mean()), bootstrap_mean_ci(values, seed=seed)
+
+
 def against_bound(
     values: np.ndarray, *, bound: float, direction: str, what: str, min_group: int = 5, seed: int = 0,
     group: str = "memorized",
 ) -> Decision:
     """The mean of per-prompt values against a one-sided bound ('>' or '<'), by its bootstrap CI."""
-    values = np.asarray(values, np.float64)
-    early = _too_few(what, {group: values.size}, min_group)
+    early, mean, ci = _mean_with_ci(values, what=what, group=group, min_group=min_group, seed=seed)
     if early:
         return early
-    mean = float(values.mean())
-    ci = bootstrap_mean_ci(values, seed=seed)
     base = dict(measured=mean, ci=ci, test=f"bootstrap CI of the mean against {direction} {bound:g}")
     above = direction == ">"
     if (ci[0] > bound) if above else (ci[1] < bound):
@@ -134,12 +140,9 @@ def within_band(
     group: str = "memorized",
 ) -> Decision:
     """The mean of per-prompt values inside [lower, upper], by its bootstrap CI."""
-    values = np.asarray(values, np.float64)
-    early = _too_few(what, {group: values.size}, min_group)
+    early, mean, ci = _mean_with_ci(values, what=what, group=group, min_group=min_group, seed=seed)
     if early:
         return early
-    mean = float(values.mean())
-    ci = bootstrap_mean_ci(values, seed=seed)
     base = dict(measured=mean, ci=ci, test=f"bootstrap CI of the mean within [{lower:g}, {upper:g}]")
     position = interval_vs_band(ci, lower, upper)
     band = f"[{lower:g}, {upper:g}]"
