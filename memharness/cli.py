@@ -1,6 +1,7 @@
-"""Command-line entry point: ``memharness check | trace | models``.
+"""Command-line entry point: ``memharness check | trace | claims | models``.
 
-Exit codes: 0 nothing failed; 1 a claim FAILed; 2 usage or data error.
+Exit codes: 0 nothing failed; 1 a claim FAILed or regressed against the baseline (with
+--strict, also an INCONCLUSIVE claim); 2 usage or data error.
 torch is imported only by ``trace``, so ``check`` stays fast.
 """
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 import time
@@ -35,7 +35,7 @@ def _console(stream=None):
     return Console(file=out, highlight=False, soft_wrap=False, width=width, **kwargs), plain
 
 
-def _emit(text: str, output: str | None) -> None:
+def _emit(text: str, output: str | None, *, option: str = "--output") -> None:
     """Print, or write FILE atomically (its folder is created)."""
     if not output:
         sys.stdout.write(text)
@@ -44,11 +44,11 @@ def _emit(text: str, output: str | None) -> None:
 
     path = Path(output)
     if path.is_dir():
-        raise MemharnessError(f"--output: {path} is a folder; give a file name")
+        raise MemharnessError(f"{option}: {path} is a folder; give a file name")
     try:
         atomic_write_bytes(path, text.encode())
     except OSError as exc:
-        raise MemharnessError(f"--output: cannot write {path} ({exc.strerror})") from None
+        raise MemharnessError(f"{option}: cannot write {path} ({exc.strerror})") from None
 
 
 def default_fixture_dir(model: str) -> Path:
@@ -57,62 +57,134 @@ def default_fixture_dir(model: str) -> Path:
     return local if local.is_dir() else _REPO_FIXTURES / model
 
 
-# --------------------------------------------------------------------------- check
-def cmd_check(args: argparse.Namespace) -> int:
-    from memharness.claims import Outcome, load_specs, run_claims
-    from memharness.models import load_card
-    from memharness.report.terminal import reason_lines, summary_line, verdict_table
+def fixture_targets(models: Sequence[str], fixtures: str | None) -> list[tuple[str | None, Path]]:
+    """(model or None, fixture folder) per model to check; None: the model the fixture records.
+
+    ``fixtures`` is one model's fixture folder, or with several models a folder of ``<model>/`` folders.
+    """
+    from memharness.trace.store import MANIFEST
+
+    models = list(dict.fromkeys(models))  # a model named twice is checked once
+    if not fixtures:
+        from memharness.models import load_card
+
+        for model in models or [DEFAULT_MODEL]:
+            load_card(model)  # an unknown model name fails here, naming the known ones
+        return [(model, default_fixture_dir(model)) for model in models or [DEFAULT_MODEL]]
+    root = Path(fixtures)
+    if len(models) <= 1:
+        return [(models[0] if models else None, root)]
+    if (root / MANIFEST).is_file():
+        raise MemharnessError(f"--fixtures: {root} is one model's fixture folder; give one --model with it, "
+                              f"or a folder holding {', '.join(m + '/' for m in models)}")
+    return [(model, root / model) for model in models]
+
+
+def open_fixture(model: str | None, root: Path):
+    """The fixture at ``root`` and the model it holds, which must be ``model`` when one is named."""
     from memharness.trace.store import Fixture
 
-    models = args.model or [None if args.fixtures else DEFAULT_MODEL]
-    if args.fixtures and len(models) > 1:
-        raise MemharnessError("--fixtures: give one --model with it (it names one model's fixture folder)")
-    specs = load_specs()
-    reports = []
-    for model in models:
-        if args.fixtures:
-            root = Path(args.fixtures)
-            fixture = Fixture(root)
-            recorded = fixture.model.get("id")
-            if model is not None and model != recorded:
-                raise MemharnessError(f"--model {model}: the fixture at {root} holds model {recorded!r}")
-            model = recorded
-        else:
-            load_card(model)  # an unknown model name fails here, naming the known ones
-            root = default_fixture_dir(model)
-            fixture = Fixture(root)
-        verdicts = run_claims(fixture, specs, only=args.claim or ())
-        reports.append({
-            "model": model,
-            "harness_version": __version__,
-            "fixtures": {
-                "path": str(root),
-                "model_card": fixture.model.get("id"),
-                "harness_version": fixture.manifest.get("harness_version"),
-                "prompt_set": fixture.manifest.get("prompt_set"),
-                "runs": {name: {k: run["settings"][k] for k in ("num_inference_steps", "guidance", "seeds")}
-                         for name, run in fixture.runs.items()},
-                "scorer": (fixture.scores or {}).get("scorer"),
-            },
-            "claims": [v.to_dict() for v in verdicts],
-            "_verdicts": verdicts,
-        })
+    fixture = Fixture(root)
+    recorded = fixture.model.get("id")
+    if model is not None and model != recorded:
+        raise MemharnessError(f"--model {model}: the fixture at {root} holds model {recorded!r}")
+    return recorded, fixture
 
-    failed = any(v.verdict is Outcome.FAIL for r in reports for v in r["_verdicts"])
-    if args.format == "json":
-        payload = [{k: v for k, v in r.items() if k != "_verdicts"} for r in reports]
-        _emit(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n", args.output)
-    else:
+
+def _display_path(root: Path) -> str:
+    """The fixture folder relative to the working directory when inside it: reports stay machine-neutral."""
+    try:
+        return str(Path(os.path.abspath(root)).relative_to(Path.cwd()))  # abspath: symlinks stay as named
+    except ValueError:
+        return str(root)
+
+
+def _fixture_info(fixture, root: Path) -> dict:
+    return {
+        "path": _display_path(root),
+        "model_card": fixture.model.get("id"),
+        "harness_version": fixture.manifest.get("harness_version"),
+        "prompt_set": fixture.manifest.get("prompt_set"),
+        "runs": {name: {k: run["settings"][k] for k in ("num_inference_steps", "guidance", "seeds")}
+                 for name, run in fixture.runs.items()},
+        "scorer": (fixture.scores or {}).get("scorer"),
+    }
+
+
+# --------------------------------------------------------------------------- check
+def cmd_check(args: argparse.Namespace) -> int:
+    """Claims on each model's fixtures → verdicts (+ changes against a baseline) → one report format."""
+    from memharness.claims import load_specs, run_claims
+    from memharness.claims.regression import baseline_for, compare, load_baseline
+    from memharness.report.model_report import ModelReport, json_report
+
+    for option, value in (("--output", args.output), ("--write-baseline", args.write_baseline)):
+        if value and Path(value).is_dir():  # fail before the work, not after it
+            raise MemharnessError(f"{option}: {value} is a folder; give a file name")
+    targets = fixture_targets(args.model or [], args.fixtures)
+    specs = load_specs()
+    tolerances = {spec.id: spec.regression_tolerance for spec in specs}
+    baselines = load_baseline(Path(args.baseline)) if args.baseline else None
+    only = args.claim or ()
+    reports = []
+    for model, root in targets:
+        model, fixture = open_fixture(model, root)
+        base = baseline_for(baselines, model, Path(args.baseline)) if baselines is not None else None
+        verdicts = run_claims(fixture, specs, only=only)
+        reports.append(ModelReport(
+            model=model,
+            verdicts=tuple(verdicts),
+            fixtures=_fixture_info(fixture, root),
+            changes=None if base is None else tuple(compare(base, verdicts, tolerances, only=only)),
+            baseline=args.baseline,
+        ))
+
+    if args.format == "table":
         buffer = io.StringIO() if args.output else None
         console, plain = _console(buffer)
-        for r in reports:
-            console.print(verdict_table(r["model"], r["_verdicts"], plain=plain))
-            for line in reason_lines(r["_verdicts"]):
-                console.print(line, soft_wrap=True)
-            console.print(summary_line(r["_verdicts"]))
+        _print_tables(reports, console, plain=plain)
         if buffer is not None:
             _emit(buffer.getvalue(), args.output)
-    return 1 if failed else 0
+    else:
+        _emit(_render(reports, fmt=args.format, strict=args.strict), args.output)
+    if args.write_baseline:
+        _emit(json_report(reports, with_baseline=False), args.write_baseline, option="--write-baseline")
+    return 1 if any(r.failed(strict=args.strict) for r in reports) else 0
+
+
+def _render(reports, *, fmt: str, strict: bool) -> str:
+    if fmt == "junit":
+        from memharness.report.junit import junit_xml
+
+        return junit_xml(reports, strict=strict)
+    if fmt == "markdown":
+        from memharness.report.markdown import markdown_report
+
+        return markdown_report(reports)
+    from memharness.report.model_report import json_report
+
+    return json_report(reports)
+
+
+def _print_tables(reports, console, *, plain: bool) -> None:
+    from memharness.report.matrix import verdict_matrix
+    from memharness.report.regressions import note_lines, regression_summary, regression_table
+    from memharness.report.terminal import reason_lines, summary_line, verdict_table
+
+    for r in reports:
+        console.print(verdict_table(r.model, r.verdicts, plain=plain))
+        for line in reason_lines(r.verdicts):
+            console.print(line, soft_wrap=True, markup=False)
+        console.print(summary_line(r.verdicts), markup=False)
+        if r.changes is not None:
+            if r.regressions:
+                console.print(regression_table(r.model, r.changes, plain=plain))
+            for line in note_lines(r.changes):
+                console.print(line, soft_wrap=True, markup=False)
+            console.print(regression_summary(r.changes, baseline=r.baseline), markup=False,
+                          style="" if plain or not r.regressions else "bold red")
+    if len(reports) > 1:
+        console.print(verdict_matrix(reports, plain=plain))
 
 
 # --------------------------------------------------------------------------- trace
@@ -219,10 +291,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="run the claim checks on a model's fixtures and print verdicts")
     check.add_argument("--model", action="append", metavar="M",
                        help=f"model id (repeatable; default {DEFAULT_MODEL}, the embedded analytic model)")
-    check.add_argument("--fixtures", metavar="DIR", help="fixture folder (default: fixtures/<model>)")
+    check.add_argument("--fixtures", metavar="DIR",
+                       help="fixture folder (default: fixtures/<model>); with several --model, a folder of <model>/")
     check.add_argument("--claim", action="append", metavar="ID", help="check only this claim (repeatable)")
-    check.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    check.add_argument("--format", choices=("table", "json", "junit", "markdown"), default="table",
+                       help="output format (default table)")
     check.add_argument("--output", metavar="FILE", help="write the report to FILE instead of standard output")
+    check.add_argument("--baseline", metavar="FILE",
+                       help="a JSON report to compare with: a verdict dropped from PASS or a measured value moved "
+                            "beyond the claim's regression_tolerance is a regression (exit 1)")
+    check.add_argument("--write-baseline", metavar="FILE", help="also write the JSON report to FILE, as a baseline")
+    check.add_argument("--strict", action="store_true", help="an INCONCLUSIVE claim fails too (exit 1)")
     check.set_defaults(func=cmd_check)
 
     tr = sub.add_parser("trace", help="sample a model and record trace fixtures")

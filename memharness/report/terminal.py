@@ -19,13 +19,18 @@ STYLES = {
 }
 
 
-def _measured(v: Verdict) -> str:
+def measured_text(v: Verdict) -> str:
+    """The measured value and its CI, as every reporter prints it."""
     if v.measured is None:
         return "—"
     text = f"{v.measured:.4g}"
     if v.ci is not None:
         text += f" [{v.ci[0]:.4g}, {v.ci[1]:.4g}]"
     return text
+
+
+def n_text(v: Verdict) -> str:
+    return f"{v.n['memorized']}/{v.n['normal']}" if v.n else "—"
 
 
 def verdict_table(model: str, verdicts: Sequence[Verdict], *, plain: bool = False) -> Table:
@@ -42,9 +47,9 @@ def verdict_table(model: str, verdicts: Sequence[Verdict], *, plain: bool = Fals
     table.add_column("n mem/norm", justify="right")
     table.add_column("verdict", no_wrap=True)
     for v in verdicts:
-        n = f"{v.n['memorized']}/{v.n['normal']}" if v.n else "—"
         verdict = Text(v.verdict.value, style="" if plain else STYLES[v.verdict])
-        table.add_row(v.id, v.reference, v.paper, _measured(v), n, verdict)
+        # Text, not markup: reasons and paper values contain brackets such as E[w0].
+        table.add_row(*(Text(cell) for cell in (v.id, v.reference, v.paper, measured_text(v), n_text(v))), verdict)
     return table
 
 

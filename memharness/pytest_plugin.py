@@ -1,0 +1,135 @@
+"""pytest plugin: every claim × model is a pytest item, so -k, -n auto and --junitxml work as usual.
+
+    pytest --memharness-model analytic [--memharness-fixtures DIR] [--memharness-strict] [-n auto]
+
+Items are named ``memharness::<model>::<claim>``. The plugin is inert unless --memharness-model or
+--memharness-fixtures is given. At start-up it imports only pytest; the claim engine (numpy, scipy,
+safetensors, never torch) loads at collection, and each process opens each fixture once.
+
+Outcomes: FAIL fails with the claim, measured value [CI], paper value and reason; SKIP skips;
+INCONCLUSIVE passes with an ``InconclusiveClaimWarning`` in the warnings summary, and fails with
+--memharness-strict. The verdict's numbers go to ``item.user_properties`` (hence --junitxml).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any
+
+import pytest
+
+
+class InconclusiveClaimWarning(UserWarning):
+    """A claim the fixture could not decide (too few prompts, or a CI across the bound)."""
+
+
+class ClaimFailed(Exception):
+    """A FAIL verdict (or INCONCLUSIVE under --memharness-strict); the message is the whole report."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("memharness", "claims of 'How Diffusion Models Memorize' as test items")
+    group.addoption("--memharness-model", action="append", default=[], metavar="M",
+                    help="check the claims on model M's fixtures (repeatable)")
+    group.addoption("--memharness-fixtures", metavar="DIR",
+                    help="one model's fixture folder, or with several models a folder of <model>/ folders "
+                         "(default fixtures/<model>)")
+    group.addoption("--memharness-strict", action="store_true", help="an INCONCLUSIVE claim fails")
+
+
+def _error_line(exc: BaseException) -> str:
+    """A MemharnessError names the CLI's options; here they are spelled --memharness-*."""
+    return "memharness: error: " + re.sub(r"(?<![\w-])--(model|fixtures)\b", r"--memharness-\1", str(exc))
+
+
+def _active(config: pytest.Config) -> bool:
+    return bool(config.getoption("memharness_model") or config.getoption("memharness_fixtures"))
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not _active(config):
+        return None
+    models = ", ".join(config.getoption("memharness_model")) or "the fixture's"
+    return f"memharness: models {models}; fixtures {config.getoption('memharness_fixtures') or 'fixtures/<model>'}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k, -m and --deselect filter the items
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _active(config):
+        return
+    # genitems reports the collection like any other (counts, collection errors); the same
+    # options give the same items in the same order on every xdist worker.
+    items.extend(session.genitems(ClaimsCollector.from_parent(session, name="memharness", nodeid="memharness")))
+
+
+class ClaimsCollector(pytest.Collector):
+    """``memharness``: opens the fixture of each model and yields one ModelCollector per model."""
+
+    def collect(self) -> list[pytest.Collector]:
+        from memharness.claims import load_specs
+        from memharness.cli import fixture_targets, open_fixture
+
+        config = self.config
+        targets = fixture_targets(config.getoption("memharness_model"), config.getoption("memharness_fixtures"))
+        specs = load_specs()
+        children = []
+        for model, root in targets:
+            model, fixture = open_fixture(model, root)
+            children.append(ModelCollector.from_parent(self, name=model, fixture=fixture, specs=specs))
+        return children
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+        from memharness.errors import MemharnessError
+
+        if isinstance(excinfo.value, MemharnessError):
+            return _error_line(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class ModelCollector(pytest.Collector):
+    """``memharness::<model>``: one ClaimItem per claim file."""
+
+    def __init__(self, *, fixture: Any, specs: list[Any], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.fixture, self.specs = fixture, specs  # one Fixture per process: its arrays load once
+
+    def collect(self) -> list[pytest.Item]:
+        return [ClaimItem.from_parent(self, name=spec.id, spec=spec) for spec in self.specs]
+
+
+class ClaimItem(pytest.Item):
+    """``memharness::<model>::<claim>``: runs one claim on the model's fixture."""
+
+    def __init__(self, *, spec: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.spec = spec
+        self.model = self.parent.name
+
+    def runtest(self) -> None:
+        from memharness.claims import Outcome, run_claims
+        from memharness.report.junit import failure_text, verdict_properties
+
+        verdict = run_claims(self.parent.fixture, [self.spec])[0]
+        self.user_properties.extend(verdict_properties(verdict))
+        strict = self.config.getoption("memharness_strict")
+        if verdict.verdict is Outcome.FAIL or (strict and verdict.verdict is Outcome.INCONCLUSIVE):
+            raise ClaimFailed(failure_text(self.model, verdict))
+        if verdict.verdict is Outcome.SKIP:
+            pytest.skip(verdict.reason)
+        if verdict.verdict is Outcome.INCONCLUSIVE:
+            # Located at the item, not at this line: the summary shows the claim, not the plugin's source.
+            warnings.warn_explicit(InconclusiveClaimWarning(failure_text(self.model, verdict)),
+                                   InconclusiveClaimWarning, filename=self.nodeid, lineno=0)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        from memharness.errors import MemharnessError
+
+        if isinstance(excinfo.value, ClaimFailed):
+            return str(excinfo.value)
+        if isinstance(excinfo.value, MemharnessError):
+            return _error_line(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"memharness::{self.model}::{self.name}"

@@ -1,0 +1,155 @@
+"""Regression against a baseline, as pure functions: hand-built verdicts against hand-built baseline reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from memharness.claims.regression import (
+    CHANGED,
+    MISSING,
+    NEW,
+    REGRESSION,
+    baseline_for,
+    compare,
+    load_baseline,
+    parse_baseline,
+)
+from memharness.claims.verdict import Outcome, Verdict
+from memharness.errors import MemharnessError
+
+P, F, I, S = Outcome.PASS, Outcome.FAIL, Outcome.INCONCLUSIVE, Outcome.SKIP
+
+
+def verdict(claim: str, outcome: Outcome, measured: float | None = None) -> Verdict:
+    return Verdict(id=claim, title=claim, reference="§0", verdict=outcome, paper="≈ 1", reason="because",
+                   measured=measured)
+
+
+def baseline(*claims: tuple[str, str, float | None], model: str = "toy") -> dict:
+    return {"model": model, "claims": [{"id": c, "verdict": v, "measured": m} for c, v, m in claims]}
+
+
+def kinds(changes) -> dict[str, str]:
+    return {c.claim: c.kind for c in changes}
+
+
+# --------------------------------------------------------------------------- compare
+@pytest.mark.parametrize("now", [F, I, S])
+def test_a_drop_from_pass_is_a_regression(now):
+    [change] = compare(baseline(("a", "PASS", None)), [verdict("a", now)], {"a": None})
+    assert change.kind == REGRESSION and change.is_regression
+    assert (change.baseline, change.now) == ("PASS", now.value)
+    assert f"PASS → {now.value}" in change.reason
+    assert ("no longer has what the claim needs" in change.reason) == (now is S)
+
+
+def test_unchanged_claims_report_nothing():
+    base = baseline(("a", "PASS", 1.0), ("b", "FAIL", 0.2), ("c", "SKIP", None), ("d", "INCONCLUSIVE", 0.5))
+    now = [verdict("a", P, 1.0), verdict("b", F, 0.2), verdict("c", S), verdict("d", I, 0.5)]
+    assert compare(base, now, {"a": 0.1, "b": 0.1, "c": 0.1, "d": 0.1}) == []
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "tolerance", "regressed"),
+    [
+        (1.0, 1.04, 0.05, False),  # within
+        (1.0, 1.06, 0.05, True),  # above
+        (1.0, 0.94, 0.05, True),  # below: the distance counts, not the direction
+        (1.0, 9.0, None, False),  # no tolerance: verdicts only
+        (1.0, float("nan"), 0.05, True),  # a value that stopped being a number
+    ],
+)
+def test_measured_beyond_the_tolerance_is_a_regression(before, now, tolerance, regressed):
+    changes = compare(baseline(("a", "PASS", before)), [verdict("a", P, now)], {"a": tolerance})
+    assert kinds(changes) == ({"a": REGRESSION} if regressed else {})
+    if regressed:
+        assert "measured 1" in changes[0].reason
+
+
+def test_both_reasons_are_told():
+    [change] = compare(baseline(("a", "PASS", 1.0)), [verdict("a", F, 0.2)], {"a": 0.05})
+    assert "PASS → FAIL" in change.reason and "tolerance 0.05" in change.reason
+
+
+def test_a_missing_measurement_is_not_compared():
+    # baseline SKIP without a value → PASS with one: an improvement, not a regression
+    [change] = compare(baseline(("a", "SKIP", None)), [verdict("a", P, 1.0)], {"a": 0.05})
+    assert change.kind == CHANGED
+
+
+def test_other_verdict_changes_are_notes():
+    base = baseline(("a", "FAIL", None), ("b", "INCONCLUSIVE", None), ("c", "INCONCLUSIVE", None))
+    changes = compare(base, [verdict("a", P), verdict("b", F), verdict("c", P)], {})
+    assert kinds(changes) == {"a": CHANGED, "b": CHANGED, "c": CHANGED}
+    assert not any(c.is_regression for c in changes)
+
+
+def test_new_and_missing_claims_are_reported_not_regressions():
+    changes = compare(baseline(("old", "PASS", 1.0), ("kept", "PASS", 1.0)),
+                      [verdict("kept", P, 1.0), verdict("fresh", F, 0.0)], {"kept": 0.1, "fresh": 0.1})
+    assert kinds(changes) == {"fresh": NEW, "old": MISSING}
+    assert [c.claim for c in changes] == ["fresh", "old"]  # the run's order, then the baseline's leftovers
+    assert not any(c.is_regression for c in changes)
+
+
+def test_only_restricts_the_baseline():
+    """`check --claim a` must not report every other baseline claim as missing."""
+    base = baseline(("a", "PASS", 1.0), ("b", "PASS", 1.0))
+    assert compare(base, [verdict("a", P, 1.0)], {"a": 0.1}, only=("a",)) == []
+
+
+def test_change_to_dict_is_json():
+    [change] = compare(baseline(("a", "PASS", 1.0)), [verdict("a", F, 0.0)], {"a": 0.1})
+    data = json.loads(json.dumps(change.to_dict()))
+    assert data["claim"] == "a" and data["kind"] == REGRESSION and data["baseline"] == "PASS" and data["now"] == "FAIL"
+
+
+# --------------------------------------------------------------------------- loading
+def test_parse_one_report_or_a_list():
+    path = Path("b.json")
+    assert set(parse_baseline(baseline(), path)) == {"toy"}
+    assert set(parse_baseline([baseline(model="a"), baseline(model="b")], path)) == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ([], "empty list"),
+        ("text", "not a JSON object"),
+        ({"claims": []}, "'model'"),
+        ({"model": "toy"}, "'claims'"),
+        ({"model": "toy", "claims": [{"verdict": "PASS"}]}, "claims[0]"),
+        ({"model": "toy", "claims": [{"id": "a", "verdict": "GOOD"}]}, "'GOOD'"),
+        ({"model": "toy", "claims": [{"id": "a", "verdict": "PASS", "measured": "1.0"}]}, "non-numeric"),
+        ([baseline(), baseline()], "twice"),
+        ([baseline(), 3], "item 1"),
+    ],
+)
+def test_parse_rejects_a_wrong_structure(data, needle):
+    with pytest.raises(MemharnessError) as info:
+        parse_baseline(data, Path("b.json"))
+    message = str(info.value)
+    assert "--baseline b.json" in message and needle in message and "\n" not in message
+
+
+def test_load_missing_and_broken_files(tmp_path):
+    missing = tmp_path / "nope.json"
+    with pytest.raises(MemharnessError, match="file not found.*--write-baseline"):
+        load_baseline(missing)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"model": "toy",\n "claims": [')
+    with pytest.raises(MemharnessError, match=r"broken.json: not valid JSON \(line 2\)"):
+        load_baseline(broken)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(baseline()))
+    assert load_baseline(good)["toy"]["model"] == "toy"
+
+
+def test_baseline_of_another_model():
+    baselines = parse_baseline(baseline(model="sd14"), Path("b.json"))
+    assert baseline_for(baselines, "sd14", Path("b.json"))["model"] == "sd14"
+    with pytest.raises(MemharnessError, match="holds model 'sd14', not 'analytic'.*--model analytic"):
+        baseline_for(baselines, "analytic", Path("b.json"))
