@@ -43,7 +43,7 @@ def verdict_table(model: str, verdicts: Sequence[Verdict], *, plain: bool = Fals
     table.add_column("claim", no_wrap=True)
     table.add_column("paper ref")
     table.add_column("paper value")
-    table.add_column("measured [95% CI]")
+    table.add_column("measured [95% CI]", no_wrap=True)
     table.add_column("n mem/norm", justify="right")
     table.add_column("verdict", no_wrap=True)
     for v in verdicts:
