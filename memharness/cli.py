@@ -193,9 +193,67 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     from memharness.models import load_card, load_denoiser
     from memharness.scoring.latent import write_latent_scores
-    from memharness.trace.tracer import TraceSettings, trace
+    from memharness.trace.tracer import trace
 
-    card = load_card(args.model)
+    card = load_card(args.model or DEFAULT_MODEL) if args.model or not args.model_path else None
+    if args.dtype is not None and card is not None and card.backend == "analytic":
+        raise MemharnessError("--dtype: the analytic model always runs in float64")
+    prompts = None
+    if args.prompts:
+        from memharness.data import load_prompt_file
+
+        prompts = load_prompt_file(args.prompts)
+    if card is not None:
+        _trace_settings(args, card)  # bad settings fail before any weights load
+    denoiser = load_denoiser(card, device=args.device, model_path=args.model_path, dtype=args.dtype,
+                             sampler=args.sampler)
+    card = denoiser.card
+    settings = _trace_settings(args, card)
+    out = Path(args.out) if args.out else Path("fixtures") / card.id
+    prompt_set = Path(args.prompts).stem if args.prompts else card.id
+
+    console, plain = _console(sys.stderr)
+    started = time.perf_counter()
+    skipped = 0
+    per_prompt = settings.unet_evaluations()
+    with Progress(
+        TextColumn("[bold]trace[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("prompts · {task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=plain,
+        transient=True,
+    ) as bar:
+        scales = ",".join(f"{g:g}" for g in settings.guidance)
+        label = f"{card.id} {args.sampler} {len(settings.seeds)} seeds g={scales}"
+        task = bar.add_task(label, total=None, rate="")
+
+        def progress(done: int, total: int, prompt_id: str, was_skipped: bool) -> None:
+            nonlocal skipped
+            skipped += was_skipped
+            elapsed = time.perf_counter() - started
+            traced = done - skipped
+            rate = f"{traced * per_prompt / elapsed:,.0f} UNet evals/s" if traced and elapsed > 0 else ""
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        writer = trace(denoiser, out, settings, prompts=prompts, prompt_set=prompt_set,
+                       overwrite=args.overwrite, progress=progress)
+    # The latent score (Eq 9 with latent cosines) labels prompts until an image scorer has run.
+    write_latent_scores(out)
+    n_prompts = len(writer.manifest["prompts"])
+    console.print(
+        f"traced {n_prompts} prompts ({skipped} already done) × {len(settings.seeds)} seeds × "
+        f"g={', '.join(f'{g:g}' for g in settings.guidance)} with {args.sampler}, {args.steps} steps "
+        f"into {out} in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def _trace_settings(args: argparse.Namespace, card):
+    from memharness.trace.tracer import TraceSettings
+
     defaults = card.trace.get(args.sampler, {})
     n_seeds = args.seeds if args.seeds is not None else int(defaults.get("seeds", 8))
     guidance = args.guidance if args.guidance is not None else defaults.get("guidance", [1.0, 7.5])
@@ -205,42 +263,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
         guidance=tuple(float(g) for g in guidance),
         seeds=tuple(range(n_seeds)),
         full_latents=args.full_latents,
+        batch_size=args.batch_size,
     )
     settings.validate()
-    out = Path(args.out) if args.out else Path("fixtures") / card.id
-    denoiser = load_denoiser(card, device=args.device)
-
-    console, plain = _console(sys.stderr)
-    started = time.perf_counter()
-    skipped = 0
-    with Progress(
-        TextColumn("[bold]trace[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("prompts"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=plain,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"{card.id} {args.sampler} g={','.join(f'{g:g}' for g in settings.guidance)}",
-                            total=None)
-
-        def progress(done: int, total: int, prompt_id: str, was_skipped: bool) -> None:
-            nonlocal skipped
-            skipped += was_skipped
-            bar.update(task, completed=done, total=total)
-
-        writer = trace(denoiser, out, settings, prompt_set=card.id, overwrite=args.overwrite, progress=progress)
-    if card.backend == "analytic":
-        write_latent_scores(out)  # no decoder: the latent score stands in for SSCD (Eq 9)
-    n_prompts = len(writer.manifest["prompts"])
-    console.print(
-        f"traced {n_prompts} prompts ({skipped} already done) × {len(settings.seeds)} seeds × "
-        f"g={', '.join(f'{g:g}' for g in settings.guidance)} with {args.sampler}, {args.steps} steps "
-        f"into {out} in {time.perf_counter() - started:.1f} s"
-    )
-    return 0
+    return settings
 
 
 # --------------------------------------------------------------------------- claims
@@ -305,8 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     tr = sub.add_parser("trace", help="sample a model and record trace fixtures")
-    tr.add_argument("--model", default=DEFAULT_MODEL, metavar="M",
-                    help=f"model id or card file (default {DEFAULT_MODEL})")
+    tr.add_argument("--model", metavar="M",
+                    help=f"model id or card file (default {DEFAULT_MODEL}, or the card of --model-path)")
     tr.add_argument("--out", metavar="DIR", help="fixture folder (default fixtures/<model>)")
     tr.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="DDIM (Eq 7) or DDPM (Eq 22)")
     tr.add_argument("--guidance", type=float, nargs="+", metavar="G",
@@ -315,7 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=_positive_int, default=50, metavar="T", help="denoising steps (default 50)")
     tr.add_argument("--full-latents", action="store_true", help="also store every latent x_t (large)")
     tr.add_argument("--overwrite", action="store_true", help="replace a run recorded with other settings")
-    tr.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    tr.add_argument("--model-path", metavar="DIR",
+                    help="a local diffusers pipeline folder (the weights of --model's card, or any SD pipeline)")
+    tr.add_argument("--prompts", metavar="FILE",
+                    help="prompts with paired training images (.jsonl/.json/.csv: id, text, image)")
+    tr.add_argument("--batch-size", type=_positive_int, metavar="B", help="seeds per UNet batch (default: all)")
+    tr.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 (default cpu)")
+    tr.add_argument("--dtype", choices=("float16", "float32", "bfloat16"),
+                    help="model dtype (default float16 on CUDA, float32 on the CPU)")
     tr.set_defaults(func=cmd_trace)
 
     claims = sub.add_parser("claims", help="list the claims, or show one claim file")

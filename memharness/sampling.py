@@ -130,9 +130,10 @@ def sample(
             xt_coeff = current_alpha_t ** (0.5) * beta_prod_t_prev / beta_prod_t
             mean = x0_coeff * x0_hat + xt_coeff * x_t
             if t > 0:
-                # σ_t z with σ_t² from Eq 23; z drawn per seed like randn_tensor with a generator list.
+                # σ_t z with σ_t² = β̃_t (Eq 23), in diffusers' arithmetic ("fixed_small", clamped);
+                # z drawn per seed like randn_tensor with a generator list.
                 z = torch.cat([torch.randn((1, *x_t.shape[1:]), generator=g, dtype=x_t.dtype) for g in generators])
-                sigma = _scalar(schedule.ddpm_variance(t, num_inference_steps), x_t) ** 0.5
-                mean = mean + sigma * z.to(x_t.device)
+                variance = torch.clamp(beta_prod_t_prev / beta_prod_t * current_beta_t, min=1e-20)
+                mean = mean + variance ** (0.5) * z.to(x_t.device)
             x_t = mean
     return SampleResult(x_T=x_T, x_0=x_t, timesteps=tuple(timesteps))

@@ -5,8 +5,22 @@ from memharness.models.base import Denoiser, Prompt
 from memharness.models.card import ModelCard, available_cards, load_card
 
 
-def load_denoiser(card: ModelCard, *, device: str = "cpu") -> Denoiser:
-    """Instantiate the backend a card names (imports torch)."""
+def load_denoiser(
+    card: ModelCard | None, *, device: str = "cpu", model_path: str | None = None, dtype: str | None = None,
+    sampler: str = "ddim",
+) -> Denoiser:
+    """Instantiate the backend a card names (imports torch). With no card, ``model_path`` must be a
+    diffusers pipeline folder, and the card is read off the model."""
+    if card is None or card.backend == "diffusers":
+        from memharness.models.diffusers_sd import DiffusersDenoiser
+
+        if card is None:
+            if not model_path:
+                raise MemharnessError("--model-path: give a diffusers pipeline folder, or a --model with a card")
+            return DiffusersDenoiser.from_path(model_path, device=device, dtype=dtype, sampler=sampler)
+        return DiffusersDenoiser.load(card, model_path=model_path, device=device, dtype=dtype, sampler=sampler)
+    if model_path:
+        raise MemharnessError(f"--model-path: model {card.id} ({card.backend}) has no weights to load")
     if card.backend == "analytic":
         from memharness.models.analytic import AnalyticDenoiser
 

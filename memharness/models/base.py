@@ -19,6 +19,7 @@ class Prompt:
     id: str
     text: str
     kind: str | None = None  # ground truth where the model knows it ("memorized" / "normal")
+    image: str | None = None  # path of the paired training image, for models with a VAE
 
 
 class Denoiser(Protocol):

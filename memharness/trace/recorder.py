@@ -2,7 +2,9 @@
 
 It is a step hook (see ``memharness.sampling``). Vectors stay on the model's
 device; reductions run in float64 once the final latent x_0 is known, and
-only the reduced arrays (numpy, float32) leave the device.
+only the reduced arrays (numpy, float32) leave the device. Seeds may arrive in
+batches (one sampler call per batch): each call starts again at step 0, and
+``finish`` joins the batches in order.
 """
 
 from __future__ import annotations
@@ -20,32 +22,39 @@ class TrajectoryRecorder:
         self.num_steps = num_steps
         self.with_uncond = with_uncond
         self.full_latents = full_latents
-        self._states: list[torch.Tensor] = []  # x_t per step, each (N, D)
-        self._vectors: dict[str, list[torch.Tensor]] = {name: [] for name in schema.step_vectors(with_uncond)}
+        self._batches: list[dict[str, list[torch.Tensor]]] = []  # per seed batch: vector name → per-step (n, D)
 
     def __call__(self, state: StepState) -> None:
+        if state.step == 0:
+            self._batches.append({name: [] for name in ("states", *schema.step_vectors(self.with_uncond))})
+        batch = self._batches[-1]
         n = state.x_t.shape[0]
         store = torch.float64 if state.x_t.dtype == torch.float64 else torch.float32
         x_t = state.x_t.reshape(n, -1).to(store)
-        x_T = self._states[0] if self._states else x_t
+        x_T = batch["states"][0] if batch["states"] else x_t
         x = self.x.to(device=x_t.device, dtype=store)
-        self._states.append(x_t.clone())
-        self._vectors["x_t"].append(x_t.clone())
-        self._vectors["x0_err"].append(state.x0_hat.reshape(n, -1).to(store) - x)
+        batch["states"].append(x_t.clone())
+        batch["x_t"] = batch["states"]
+        batch["x0_err"].append(state.x0_hat.reshape(n, -1).to(store) - x)
         if self.with_uncond:
             if state.eps_uncond is None:
                 raise ValueError("recorder expects ε_u at every step when with_uncond is set")
-            self._vectors["eps_u_res"].append(state.eps_uncond.reshape(n, -1).to(store) - x_T)
-        self._vectors["eps_c_res"].append(state.eps_cond.reshape(n, -1).to(store) - x_T)
+            batch["eps_u_res"].append(state.eps_uncond.reshape(n, -1).to(store) - x_T)
+        batch["eps_c_res"].append(state.eps_cond.reshape(n, -1).to(store) - x_T)
+
+    def _joined(self, name: str, step: int) -> torch.Tensor:
+        return torch.cat([batch[name][step] for batch in self._batches])
 
     def finish(self, x_0: torch.Tensor) -> dict[str, np.ndarray]:
-        """All arrays of schema.GROUP_ARRAYS for this trajectory, given the final latents."""
-        if len(self._states) != self.num_steps:
-            raise ValueError(f"recorder saw {len(self._states)} steps, expected {self.num_steps}")
+        """All arrays of schema.GROUP_ARRAYS for this trajectory, given the final latents of all seeds."""
+        steps = {len(batch["states"]) for batch in self._batches}
+        if steps != {self.num_steps}:
+            raise ValueError(f"recorder saw {sorted(steps)} steps, expected {self.num_steps}")
         f64 = torch.float64
         n = x_0.shape[0]
         x_final = x_0.reshape(n, -1).to(f64)
-        states = torch.stack([*self._states, x_final.to(self._states[0].dtype)], dim=1)  # (N, S+1, D)
+        per_step = [self._joined("states", s) for s in range(self.num_steps)]
+        states = torch.stack([*per_step, x_final.to(per_step[0].dtype)], dim=1)  # (N, S+1, D)
         const = {
             "x_T": states[:, 0].to(f64),
             "x_0": x_final,
@@ -54,7 +63,7 @@ class TrajectoryRecorder:
         step_names = schema.step_vectors(self.with_uncond)
         gram = torch.empty((n, self.num_steps, len(schema.step_pairs(self.with_uncond))), dtype=f64)
         for s in range(self.num_steps):
-            vec = {name: self._vectors[name][s].to(f64) for name in step_names} | const
+            vec = {name: self._joined(name, s).to(f64) for name in step_names} | const
             for p, (a, b) in enumerate(schema.step_pairs(self.with_uncond)):
                 gram[:, s, p] = (vec[a] * vec[b]).sum(1).cpu()
         gram_final = torch.stack([(const[a] * const[b]).sum(1) for a, b in schema.const_pairs()], dim=1)

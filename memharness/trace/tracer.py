@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from memharness.errors import MemharnessError
 from memharness.models.base import Denoiser, Prompt
 from memharness.sampling import SAMPLERS, sample
@@ -21,6 +23,7 @@ class TraceSettings:
     guidance: tuple[float, ...] = (1.0, 7.5)
     seeds: tuple[int, ...] = tuple(range(8))
     full_latents: bool = False
+    batch_size: int | None = None  # seeds per sampler call; None: all at once. Not part of the record.
 
     def validate(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -33,6 +36,13 @@ class TraceSettings:
             raise MemharnessError("--guidance: a scale is repeated")
         if self.num_inference_steps < 1:
             raise MemharnessError("--steps: must be ≥ 1")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise MemharnessError("--batch-size: must be ≥ 1")
+
+    def unet_evaluations(self) -> int:
+        """UNet evaluations per prompt (one per seed and step; two where ε_u is also needed)."""
+        per_seed = sum(self.num_inference_steps * (1 if g == 1.0 else 2) for g in self.guidance)
+        return per_seed * len(self.seeds)
 
 
 # (prompts done, prompts total, prompt id, skipped)
@@ -88,16 +98,20 @@ def trace(
                 with_uncond=float(g) != 1.0,
                 full_latents=settings.full_latents,
             )
-            result = sample(
-                denoiser,
-                cond,
-                seeds=settings.seeds,
-                guidance_scale=float(g),
-                sampler=settings.sampler,
-                num_inference_steps=settings.num_inference_steps,
-                hooks=[recorder],
-            )
-            groups[float(g)] = recorder.finish(result.x_0)
+            size = settings.batch_size or len(settings.seeds)
+            finals = []
+            for start in range(0, len(settings.seeds), size):
+                result = sample(
+                    denoiser,
+                    cond,
+                    seeds=settings.seeds[start:start + size],
+                    guidance_scale=float(g),
+                    sampler=settings.sampler,
+                    num_inference_steps=settings.num_inference_steps,
+                    hooks=[recorder],
+                )
+                finals.append(result.x_0)
+            groups[float(g)] = recorder.finish(torch.cat(finals))
         run.write_prompt(prompt.id, x.detach().cpu().numpy(), groups)
         if progress:
             progress(done + 1, len(prompts), prompt.id, False)

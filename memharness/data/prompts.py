@@ -1,0 +1,74 @@
+"""Prompt files: which prompts to trace and the training image each is paired with.
+
+JSON Lines (``.jsonl``, one object per line), a JSON array (``.json``) or CSV with a header
+(``.csv``). Fields: ``id`` (unique), ``text``, ``image`` (path, relative to the file's folder),
+optional ``kind`` ("memorized" / "normal", when known). For example::
+
+    {"id": "p000", "text": "A photo of a cat", "image": "images/p000.jpg"}
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from memharness.errors import MemharnessError
+from memharness.models.base import Prompt
+
+_FIELDS = ("id", "text", "image", "kind")
+
+
+def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) pairs; ``where`` names the line or item for error messages."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((f"line {number}", json.loads(line)))
+                except json.JSONDecodeError:
+                    raise MemharnessError(f"{path}: line {number} is not valid JSON") from None
+        return rows
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise MemharnessError(f"{path}: not valid JSON") from None
+        if not isinstance(data, list):
+            raise MemharnessError(f"{path}: expected a JSON array of prompt objects")
+        return [(f"item {i}", row) for i, row in enumerate(data)]
+    if path.suffix == ".csv":
+        return [(f"line {i + 2}", row) for i, row in enumerate(csv.DictReader(text.splitlines()))]
+    raise MemharnessError(f"{path}: unknown prompt file type; use .jsonl, .json or .csv")
+
+
+def load_prompt_file(path: str | Path) -> list[Prompt]:
+    path = Path(path)
+    if not path.is_file():
+        raise MemharnessError(f"--prompts: {path} not found")
+    prompts, seen = [], set()
+    for where, row in _rows(path):
+        if not isinstance(row, dict):
+            raise MemharnessError(f"{path}: {where} is not an object with id, text, image")
+        for key in ("id", "text"):
+            if not isinstance(row.get(key), str) or not row[key].strip() and key == "id":
+                raise MemharnessError(f"{path}: {where} needs a string {key!r}")
+        unknown = sorted(set(row) - set(_FIELDS))
+        if unknown:
+            raise MemharnessError(f"{path}: {where} has unknown field {unknown[0]!r}; fields: {', '.join(_FIELDS)}")
+        if row["id"] in seen:
+            raise MemharnessError(f"{path}: {where} repeats id {row['id']!r}")
+        if row.get("kind") not in (None, "", "memorized", "normal"):
+            raise MemharnessError(f"{path}: {where} kind must be 'memorized' or 'normal'")
+        seen.add(row["id"])
+        image = row.get("image") or None
+        prompts.append(Prompt(
+            id=row["id"], text=row["text"], kind=row.get("kind") or None,
+            image=str((path.parent / image).resolve()) if image else None,
+        ))
+    if not prompts:
+        raise MemharnessError(f"{path}: no prompts")
+    return prompts

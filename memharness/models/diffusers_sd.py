@@ -1,0 +1,269 @@
+"""A Denoiser over any StableDiffusionPipeline-compatible model (SD v1.x, v2.x, fine-tunes).
+
+The UNet sees exactly what ``StableDiffusionPipeline.__call__`` gives it: prompts encoded by
+the pipeline's own ``encode_prompt`` with the empty string as the unconditional (§2, Eq 8),
+unconditional and conditional stacked in one batch [uncond × N, cond × N], and only the
+conditional at g = 1. Together with ``memharness.sampling`` (diffusers' step arithmetic and
+per-seed generators) this reproduces ``pipe(...)``'s latents bit for bit on the CPU.
+
+The noise schedule is the model's own: the scheduler config from the model folder, with
+diffusers' float32 ᾱ_t values, checked for SD's settings (no clipping of x̂0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from memharness.errors import MemharnessError
+from memharness.models.base import Prompt
+from memharness.models.card import ModelCard
+from memharness.schedule import NoiseSchedule
+
+_DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    """fp16 on CUDA (as the paper), fp32 elsewhere, unless named."""
+    if name is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in _DTYPES:
+        raise MemharnessError(f"--dtype: unknown dtype {name!r}; choose one of {', '.join(_DTYPES)}")
+    return _DTYPES[name]
+
+
+def schedule_of(scheduler: Any, *, card_scheduler: dict[str, Any] | None = None) -> NoiseSchedule:
+    """The model's schedule, with the exact float32 ᾱ_t diffusers steps with (bit-exact sampling)."""
+    config = dict(scheduler.config)
+    if config.get("clip_sample") or config.get("thresholding"):
+        raise MemharnessError(
+            "the model's scheduler clips x̂0 (clip_sample/thresholding true), which destroys k; "
+            "use a scheduler config with clip_sample: false"
+        )
+    config["clip_sample"] = False
+    schedule = NoiseSchedule.from_config(config)
+    alphas_cumprod = scheduler.alphas_cumprod.double().numpy()
+    final = float(getattr(scheduler, "final_alpha_cumprod", torch.tensor(1.0)))
+    return dataclasses.replace(schedule, alphas_cumprod=alphas_cumprod, final_alpha_cumprod=final)
+
+
+def _scheduler_for(pipe: Any, sampler: str) -> Any:
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    cls = DDIMScheduler if sampler == "ddim" else DDPMScheduler
+    # From the model's config, with clip_sample stated: diffusers' default for a config
+    # without the key (SD's PNDM config) is True, which clips x̂0 to [-1, 1].
+    overrides = {"clip_sample": False}
+    if sampler == "ddpm":
+        overrides["variance_type"] = "fixed_small"
+    return cls.from_config(pipe.scheduler.config, **overrides)
+
+
+# Keys that define the noise schedule: a card's expectation must match the model's config.
+_SCHEDULE_KEYS = ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "set_alpha_to_one",
+                  "steps_offset", "prediction_type")
+
+
+def _json_config(config: Any) -> dict[str, Any]:
+    """A scheduler config as plain JSON values (diffusers' FrozenDict may hold tuples or arrays)."""
+    out = {}
+    for key, value in dict(config).items():
+        if hasattr(value, "tolist"):
+            value = value.tolist()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    out.setdefault("prediction_type", "epsilon")
+    return out
+
+
+def _check_schedule(card: ModelCard, model_config: dict[str, Any]) -> None:
+    for key in _SCHEDULE_KEYS:
+        expected, actual = card.scheduler.get(key), model_config.get(key)
+        if expected is not None and expected != actual:
+            raise MemharnessError(
+                f"card {card.id}: scheduler {key} should be {expected!r}, the model's config says {actual!r}; "
+                "is this the right model for the card?"
+            )
+    if card.prediction_type != model_config.get("prediction_type"):
+        raise MemharnessError(
+            f"card {card.id}: prediction_type {card.prediction_type!r}, the model's scheduler says "
+            f"{model_config.get('prediction_type')!r}; fix the card"
+        )
+
+
+def card_from_pipeline(pipe: Any, *, model_id: str) -> ModelCard:
+    """A card for a pipeline no card describes (``--model-path DIR`` alone): all of it read off the model."""
+    config = _json_config(pipe.scheduler.config)
+    unet = pipe.unet.config
+    return ModelCard(
+        id=model_id,
+        title=f"diffusers pipeline {model_id}",
+        backend="diffusers",
+        latent_shape=(int(unet.in_channels), int(unet.sample_size), int(unet.sample_size)),
+        prediction_type=str(config["prediction_type"]),
+        scheduler=config,
+        params={"paired_latent": "mean"},
+    )
+
+
+class DiffusersDenoiser:
+    """ε-, v- or x0-predicting UNet of a StableDiffusionPipeline."""
+
+    def __init__(self, card: ModelCard, pipe: Any, *, sampler: str = "ddim"):
+        model_config = _json_config(pipe.scheduler.config)
+        _check_schedule(card, model_config)
+        # The fixture records the model's own scheduler config, not the card's expectation.
+        self.card = dataclasses.replace(card, scheduler=model_config)
+        self.pipe = pipe
+        self.schedule = schedule_of(_scheduler_for(pipe, "ddim"))  # DDIM's carries final_alpha_cumprod
+        self.pipe.scheduler = _scheduler_for(pipe, sampler)  # what pipe(...) would step with
+        self.device = pipe.unet.device
+        self.dtype = pipe.unet.dtype
+        self.sampler = sampler
+        self._prompts: list[Prompt] = []
+        self._empty: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def load(
+        cls, card: ModelCard, *, model_path: str | None = None, device: str = "cpu", dtype: str | None = None,
+        sampler: str = "ddim",
+    ) -> DiffusersDenoiser:
+        """``from_pretrained`` on a local folder, or on the card's hub id and revision."""
+        from diffusers import AutoencoderKL, StableDiffusionPipeline
+
+        torch_device = torch.device(device)
+        torch_dtype = resolve_dtype(dtype, torch_device)
+        source = model_path or card.params.get("hub_id")
+        if not source:
+            raise MemharnessError(f"card {card.id}: no hub_id in the card; pass --model-path DIR")
+        kwargs: dict[str, Any] = {"dtype": torch_dtype, "safety_checker": None,
+                                  "requires_safety_checker": False}
+        if not model_path and card.params.get("revision"):
+            kwargs["revision"] = card.params["revision"]
+        if card.params.get("vae") and not model_path:
+            kwargs["vae"] = AutoencoderKL.from_pretrained(card.params["vae"], dtype=torch_dtype)
+        if model_path and not Path(model_path).is_dir():
+            raise MemharnessError(f"--model-path: {model_path} is not a folder with a diffusers pipeline")
+        try:
+            pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
+        except (OSError, ValueError) as exc:
+            where = f"folder {source}" if model_path else f"hub id {source!r}"
+            offline = " (no network here: download the weights elsewhere and pass --model-path)" \
+                if not model_path or os.environ.get("HF_HUB_OFFLINE") else ""
+            raise MemharnessError(f"cannot load the pipeline from {where}{offline}: {str(exc).splitlines()[0]}") \
+                from None
+        pipe = pipe.to(torch_device)
+        pipe.set_progress_bar_config(disable=True)
+        return cls(card, pipe, sampler=sampler)
+
+    @classmethod
+    def from_path(cls, model_path: str, *, device: str = "cpu", dtype: str | None = None,
+                  sampler: str = "ddim") -> DiffusersDenoiser:
+        """A pipeline folder no card describes; its card (id = folder name) is read off the model."""
+        from diffusers import StableDiffusionPipeline
+
+        folder = Path(model_path)
+        if not folder.is_dir():
+            raise MemharnessError(f"--model-path: {model_path} is not a folder with a diffusers pipeline")
+        torch_device = torch.device(device)
+        try:
+            pipe = StableDiffusionPipeline.from_pretrained(
+                folder, dtype=resolve_dtype(dtype, torch_device), safety_checker=None,
+                requires_safety_checker=False,
+            )
+        except (OSError, ValueError) as exc:
+            raise MemharnessError(f"--model-path: cannot load a pipeline from {folder}: "
+                                  f"{str(exc).splitlines()[0]}") from None
+        pipe = pipe.to(torch_device)
+        pipe.set_progress_bar_config(disable=True)
+        return cls(card_from_pipeline(pipe, model_id=folder.resolve().name), pipe, sampler=sampler)
+
+    # ----------------------------------------------------------------- Denoiser protocol
+    def prompts(self) -> list[Prompt]:
+        if not self._prompts:
+            raise MemharnessError(f"model {self.card.id} has no built-in prompts; pass --prompts FILE")
+        return list(self._prompts)
+
+    def use_prompts(self, prompts: list[Prompt]) -> None:
+        self._prompts = list(prompts)
+
+    @torch.no_grad()
+    def encode(self, prompt: Prompt) -> tuple[torch.Tensor, torch.Tensor]:
+        """(e_c, e_∅): the prompt's and the empty string's embeddings, one row each."""
+        cond, uncond = self.pipe.encode_prompt(
+            prompt.text, self.device, num_images_per_prompt=1, do_classifier_free_guidance=True,
+            negative_prompt=None,
+        )
+        return cond, uncond
+
+    @torch.no_grad()
+    def model_output(
+        self, x_t: torch.Tensor, t: int, cond: tuple[torch.Tensor, torch.Tensor], *, need_uncond: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        e_c, e_u = cond
+        n = x_t.shape[0]
+        timestep = torch.tensor(int(t), dtype=torch.int64, device=x_t.device)
+        if need_uncond:
+            # One UNet call for both, batch [uncond × N, cond × N], as the pipeline stacks them.
+            latents = torch.cat([x_t] * 2)
+            embeds = torch.cat([e_u.repeat(n, 1, 1), e_c.repeat(n, 1, 1)])
+            out = self.pipe.unet(latents, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
+            out_u, out_c = out.chunk(2)
+            return out_u, out_c
+        out = self.pipe.unet(x_t, timestep, encoder_hidden_states=e_c.repeat(n, 1, 1), return_dict=False)[0]
+        return None, out
+
+    @torch.no_grad()
+    def paired_latent(self, prompt: Prompt) -> torch.Tensor:
+        """x = VAE posterior mean of the paired training image × scaling factor (§2: x is a latent)."""
+        if not prompt.image:
+            raise MemharnessError(f"prompt {prompt.id!r} has no paired training image; give its path in --prompts")
+        return self.encode_image(load_training_image(prompt.image, self.image_size))[0]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.card.latent_shape[-1]) * int(self.pipe.vae_scale_factor)
+
+    @torch.no_grad()
+    def encode_image(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (N, H, W, 3) → latents (N, 4, h, w). The posterior mean, not a sample: x must not
+        depend on a random draw, and the mean is what the model was trained towards on average."""
+        pixels = torch.tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        pixels = pixels.to(device=self.device, dtype=self.pipe.vae.dtype)
+        posterior = self.pipe.vae.encode(pixels).latent_dist
+        return (posterior.mean * self.pipe.vae.config.scaling_factor).to(self.dtype)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Final latents → uint8 images (N, H, W, 3), as the pipeline's output_type="np" then ×255."""
+        image = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor, return_dict=False)[0]
+        image = self.pipe.image_processor.postprocess(image, output_type="np", do_denormalize=[True] * len(image))
+        return (image * 255).round().astype(np.uint8)
+
+
+def load_training_image(path: str | Path, size: int) -> np.ndarray:
+    """An image file → uint8 (1, size, size, 3): shorter side resized to ``size`` (bicubic), centre crop,
+    as SD's training pipeline prepared LAION images."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            w, h = img.size
+            scale = size / min(w, h)
+            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+            w, h = img.size
+            left, top = (w - size) // 2, (h - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+            return np.asarray(img, dtype=np.uint8)[None]
+    except FileNotFoundError:
+        raise MemharnessError(f"{path}: paired training image not found") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise MemharnessError(f"{path}: not a readable image ({exc.__class__.__name__})") from None

@@ -1,0 +1,104 @@
+"""A saved diffusers pipeline, traced from the command line and checked; killed and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from memharness.cli import main
+from memharness.models.tiny import save_tiny_pipeline
+
+N_PROMPTS = 6
+
+
+@pytest.fixture(scope="module")
+def model_and_prompts(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("tiny")
+    model = save_tiny_pipeline(root / "tiny-sd")
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir()
+    lines = []
+    for i in range(N_PROMPTS):
+        # Smooth random images of another size than the model's, so resize and crop are exercised.
+        small = rng.integers(0, 256, size=(6, 9, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((36, 24), Image.BILINEAR).save(root / "images" / f"p{i}.png")
+        lines.append(json.dumps({"id": f"p{i}", "text": f"a painting number {i}", "image": f"images/p{i}.png"}))
+    prompts = root / "prompts.jsonl"
+    prompts.write_text("\n".join(lines) + "\n")
+    return model, prompts
+
+
+def _trace_args(model, prompts, out, *extra):
+    return ["trace", "--model-path", str(model), "--prompts", str(prompts), "--out", str(out),
+            "--steps", "4", "--seeds", "3", "--guidance", "1", "7.5", *extra]
+
+
+def _arrays(root: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for path in sorted((root / "ddim").glob("*.safetensors")):
+        for key, value in load_file(path).items():
+            out[f"{path.stem}/{key}"] = value
+    return out
+
+
+def test_trace_then_check_end_to_end(model_and_prompts, tmp_path, capsys):
+    model, prompts = model_and_prompts
+    out = tmp_path / "fx"
+    assert main(_trace_args(model, prompts, out)) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["id"] == "tiny-sd" and manifest["model"]["backend"] == "diffusers"
+    assert manifest["model"]["scheduler"]["clip_sample"] is False
+    assert len(manifest["runs"]["ddim"]["files"]) == N_PROMPTS
+    assert manifest["scores"]["scorer"] == "latent-cosine"
+    capsys.readouterr()
+    rc = main(["check", "--fixtures", str(out), "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc in (0, 1)  # a random network: whatever the verdicts, they are given
+    assert report["model"] == "tiny-sd"
+    assert len(report["claims"]) == 19 and all(c["reason"] for c in report["claims"])
+
+
+def test_seed_batches_do_not_change_the_record(model_and_prompts, tmp_path):
+    model, prompts = model_and_prompts
+    assert main(_trace_args(model, prompts, tmp_path / "all")) == 0
+    assert main(_trace_args(model, prompts, tmp_path / "batched", "--batch-size", "2")) == 0
+    whole, batched = _arrays(tmp_path / "all"), _arrays(tmp_path / "batched")
+    assert whole.keys() == batched.keys()
+    for key in whole:  # the UNet's batch size may change float32 rounding, nothing more
+        np.testing.assert_allclose(batched[key], whole[key], rtol=1e-4, atol=1e-4, err_msg=key)
+
+
+def test_killed_trace_resumes_to_the_same_fixture(model_and_prompts, tmp_path):
+    model, prompts = model_and_prompts
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    command = [sys.executable, "-m", "memharness", *_trace_args(model, prompts, killed)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((killed / "ddim").glob("*.safetensors"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list((killed / "ddim").glob("*.safetensors")))
+    assert 2 <= done < N_PROMPTS, f"kill landed after {done} prompts"
+
+    assert subprocess.run(command, env=env, capture_output=True).returncode == 0
+    assert main(_trace_args(model, prompts, reference)) == 0
+    assert not list(killed.rglob("*.tmp"))
+    got, want = _arrays(killed), _arrays(reference)
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert manifest["runs"] == json.loads((reference / "manifest.json").read_text())["runs"]
