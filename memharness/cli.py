@@ -205,12 +205,16 @@ def cmd_trace(args: argparse.Namespace) -> int:
         prompts = load_prompt_file(args.prompts)
     if card is not None:
         _trace_settings(args, card)  # bad settings fail before any weights load
-    denoiser = load_denoiser(card, device=args.device, model_path=args.model_path, dtype=args.dtype,
+    state = _distributed_state()
+    device = _device(args.device, card, state)
+    denoiser = load_denoiser(card, device=device, model_path=args.model_path, dtype=args.dtype,
                              sampler=args.sampler)
     card = denoiser.card
     settings = _trace_settings(args, card)
     out = Path(args.out) if args.out else Path("fixtures") / card.id
     prompt_set = Path(args.prompts).stem if args.prompts else card.id
+    if state is not None:
+        return _trace_sharded(state, denoiser, out, settings, prompts, prompt_set, args)
 
     console, plain = _console(sys.stderr)
     started = time.perf_counter()
@@ -248,6 +252,55 @@ def cmd_trace(args: argparse.Namespace) -> int:
         f"g={', '.join(f'{g:g}' for g in settings.guidance)} with {args.sampler}, {args.steps} steps "
         f"into {out} in {time.perf_counter() - started:.1f} s"
     )
+    return 0
+
+
+def _distributed_state():
+    """accelerate's PartialState when launched with several processes (accelerate launch, torchrun)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo on CPU-only machines
+    return state if state.num_processes > 1 else None
+
+
+def _device(name: str, card, state) -> str:
+    """--device auto: this rank's GPU under accelerate, else CUDA when present; the analytic model stays on the CPU."""
+    if name != "auto":
+        return name
+    if card is not None and card.backend == "analytic":
+        return "cpu"
+    if state is not None:
+        return str(state.device)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _trace_sharded(state, denoiser, out: Path, settings, prompts, prompt_set: str, args) -> int:
+    """Each rank traces its share of the prompts into its own shard; the main process merges them."""
+    from memharness.scoring.latent import write_latent_scores
+    from memharness.trace.shards import merge_shards, shard, shard_dir
+    from memharness.trace.tracer import trace
+
+    rank, world = state.process_index, state.num_processes
+    all_prompts = list(prompts if prompts is not None else denoiser.prompts())
+    mine = shard(all_prompts, rank, world)
+    started = time.perf_counter()
+    if mine:
+        trace(denoiser, shard_dir(out, rank, world), settings, prompts=mine, prompt_set=f"{prompt_set}/{rank}",
+              overwrite=args.overwrite)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        merge_shards(out, world, sampler=settings.sampler, model=denoiser.card.to_dict(),
+                     prompts=[{"id": p.id, "text": p.text, "kind": p.kind} for p in all_prompts],
+                     prompt_set=prompt_set, overwrite=args.overwrite)
+        write_latent_scores(out)
+        print(f"traced {len(all_prompts)} prompts on {world} processes into {out} "
+              f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    state.wait_for_everyone()
     return 0
 
 
@@ -346,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--prompts", metavar="FILE",
                     help="prompts with paired training images (.jsonl/.json/.csv: id, text, image)")
     tr.add_argument("--batch-size", type=_positive_int, metavar="B", help="seeds per UNet batch (default: all)")
-    tr.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 (default cpu)")
+    tr.add_argument("--device", default="auto",
+                    help="torch device: auto (CUDA when present, each process its own GPU), cpu, cuda, cuda:1")
     tr.add_argument("--dtype", choices=("float16", "float32", "bfloat16"),
                     help="model dtype (default float16 on CUDA, float32 on the CPU)")
     tr.set_defaults(func=cmd_trace)

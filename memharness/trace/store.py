@@ -191,7 +191,10 @@ class RunWriter:
                 if not np.all(np.isfinite(value)):
                     raise MemharnessError(f"prompt {prompt_id}: {name} at g={g:g} is not finite; the model diverged")
                 tensors[f"{schema.guidance_key(g)}/{name}"] = np.ascontiguousarray(value)
-        data = st_save(tensors)
+        self.adopt_prompt(prompt_id, st_save(tensors))
+
+    def adopt_prompt(self, prompt_id: str, data: bytes) -> None:
+        """Store one prompt's safetensors bytes (written here, or by a shard) and record its checksum."""
         rel = f"{self.sampler}/{prompt_id}.safetensors"
         atomic_write_bytes(self.fixture.root / rel, data)
         self.run["files"][prompt_id] = {"file": rel, "sha256": hashlib.sha256(data).hexdigest()}
