@@ -61,18 +61,20 @@ class TrajectoryRecorder:
             "x": self.x.to(device=x_final.device, dtype=f64).expand(n, -1),
         }
         step_names = schema.step_vectors(self.with_uncond)
-        gram = torch.empty((n, self.num_steps, len(schema.step_pairs(self.with_uncond))), dtype=f64)
+        # Everything stays on the device until the final arrays: one copy to the host per array.
+        gram = torch.empty((n, self.num_steps, len(schema.step_pairs(self.with_uncond))), dtype=f64,
+                           device=x_final.device)
         for s in range(self.num_steps):
             vec = {name: self._joined(name, s).to(f64) for name in step_names} | const
             for p, (a, b) in enumerate(schema.step_pairs(self.with_uncond)):
-                gram[:, s, p] = (vec[a] * vec[b]).sum(1).cpu()
+                gram[:, s, p] = (vec[a] * vec[b]).sum(1)
         gram_final = torch.stack([(const[a] * const[b]).sum(1) for a, b in schema.const_pairs()], dim=1)
 
         out = {
             "gram": gram,
-            "gram_final": gram_final.cpu(),
+            "gram_final": gram_final,
             "trace_cov": trace_of_covariance(states),
-            "final_cos": cosine_matrix(x_final).cpu(),
+            "final_cos": cosine_matrix(x_final),
         }
         cos, ratio = pc1_alignment(states, const["x"][0])
         out["pc1_cos_x"], out["pc1_var_ratio"] = cos, ratio
@@ -85,7 +87,7 @@ def trace_of_covariance(states: torch.Tensor) -> torch.Tensor:
     """tr Cov_seeds(x_t) per state, unbiased (N−1) (Fig 7); states (N, S+1, D)."""
     states = states.to(torch.float64)
     centred = states - states.mean(0, keepdim=True)
-    return (centred * centred).sum((0, 2)).cpu() / max(states.shape[0] - 1, 1)
+    return (centred * centred).sum((0, 2)) / max(states.shape[0] - 1, 1)
 
 
 def cosine_matrix(vectors: torch.Tensor) -> torch.Tensor:
@@ -100,21 +102,15 @@ def pc1_alignment(states: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, 
     (cheap when N ≪ D). Column 0: centred PCA (Δx minus its seed mean), column 1:
     uncentred; the paper does not say which, so both are kept and the claim chooses.
     """
-    deltas = (states[:, 1:] - states[:, :-1]).to(torch.float64)  # (N, S, D)
+    deltas = (states[:, 1:] - states[:, :-1]).to(torch.float64).transpose(0, 1)  # (S, N, D)
     x = x.to(torch.float64)
-    cos = torch.zeros((deltas.shape[1], 2), dtype=torch.float64)
-    ratio = torch.zeros_like(cos)
-    for s in range(deltas.shape[1]):
-        for col, centred in enumerate((True, False)):
-            d = deltas[:, s]
-            if centred:
-                d = d - d.mean(0, keepdim=True)
-            gram = d @ d.T
-            total = torch.trace(gram)
-            if total <= 0:
-                continue  # no spread at all: no direction to report
-            eigvals, eigvecs = torch.linalg.eigh(gram)
-            direction = d.T @ eigvecs[:, -1]
-            cos[s, col] = (direction @ x).abs() / (direction.norm() * x.norm())
-            ratio[s, col] = eigvals[-1] / total
-    return cos, ratio
+    tiny = torch.finfo(torch.float64).tiny
+    cos, ratio = [], []
+    for d in (deltas - deltas.mean(1, keepdim=True), deltas):  # centred, uncentred
+        gram = d @ d.transpose(1, 2)  # (S, N, N)
+        eigvals, eigvecs = torch.linalg.eigh(gram)  # batched over steps; ascending eigenvalues
+        direction = (d.transpose(1, 2) @ eigvecs[:, :, -1:]).squeeze(-1)  # (S, D), PC1 up to scale
+        # No spread at all gives a zero direction: cosine and variance fraction 0, not NaN.
+        cos.append((direction @ x).abs() / (direction.norm(dim=1) * x.norm()).clamp_min(tiny))
+        ratio.append(eigvals[:, -1] / gram.diagonal(dim1=1, dim2=2).sum(1).clamp_min(tiny))
+    return torch.stack(cos, dim=1), torch.stack(ratio, dim=1)
