@@ -196,8 +196,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from memharness.trace.tracer import trace
 
     card = load_card(args.model or DEFAULT_MODEL) if args.model or not args.model_path else None
-    if args.dtype is not None and card is not None and card.backend == "analytic":
-        raise MemharnessError("--dtype: the analytic model always runs in float64")
+    if card is not None and card.backend == "analytic":
+        if args.dtype is not None:
+            raise MemharnessError("--dtype: the analytic model always runs in float64")
+        if args.images:
+            raise MemharnessError("--images: the analytic model has no decoder; its scores use latents")
     prompts = None
     if args.prompts:
         from memharness.data import load_prompt_file
@@ -317,6 +320,7 @@ def _trace_settings(args: argparse.Namespace, card):
         seeds=tuple(range(n_seeds)),
         full_latents=args.full_latents,
         batch_size=args.batch_size,
+        image_dir=Path(args.images) if args.images else None,
     )
     settings.validate()
     return settings
@@ -399,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--prompts", metavar="FILE",
                     help="prompts with paired training images (.jsonl/.json/.csv: id, text, image)")
     tr.add_argument("--batch-size", type=_positive_int, metavar="B", help="seeds per UNet batch (default: all)")
+    tr.add_argument("--images", metavar="DIR",
+                    help="also write decoded final images, DIR/<sampler>/g<G>/<prompt>/<seed>.png, for image scorers")
     tr.add_argument("--device", default="auto",
                     help="torch device: auto (CUDA when present, each process its own GPU), cpu, cuda, cuda:1")
     tr.add_argument("--dtype", choices=("float16", "float32", "bfloat16"),

@@ -22,7 +22,10 @@ _FIELDS = ("id", "text", "image", "kind")
 
 def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """(where, row) pairs; ``where`` names the line or item for error messages."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets write a byte-order mark
+    except UnicodeDecodeError:
+        raise MemharnessError(f"{path}: not UTF-8 text; save the prompt file as UTF-8") from None
     if path.suffix == ".jsonl":
         rows = []
         for number, line in enumerate(text.splitlines(), 1):
@@ -56,6 +59,8 @@ def load_prompt_file(path: str | Path) -> list[Prompt]:
         for key in ("id", "text"):
             if not isinstance(row.get(key), str) or not row[key].strip() and key == "id":
                 raise MemharnessError(f"{path}: {where} needs a string {key!r}")
+        if None in row:
+            raise MemharnessError(f"{path}: {where} has more cells than the header has columns")
         unknown = sorted(set(row) - set(_FIELDS))
         if unknown:
             raise MemharnessError(f"{path}: {where} has unknown field {unknown[0]!r}; fields: {', '.join(_FIELDS)}")
@@ -65,6 +70,8 @@ def load_prompt_file(path: str | Path) -> list[Prompt]:
             raise MemharnessError(f"{path}: {where} kind must be 'memorized' or 'normal'")
         seen.add(row["id"])
         image = row.get("image") or None
+        if image is not None and not isinstance(image, str):
+            raise MemharnessError(f"{path}: {where} field 'image' must be a path string")
         prompts.append(Prompt(
             id=row["id"], text=row["text"], kind=row.get("kind") or None,
             image=str((path.parent / image).resolve()) if image else None,

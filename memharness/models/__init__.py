@@ -20,7 +20,7 @@ def load_denoiser(
             return DiffusersDenoiser.from_path(model_path, device=device, dtype=dtype, sampler=sampler)
         return DiffusersDenoiser.load(card, model_path=model_path, device=device, dtype=dtype, sampler=sampler)
     if model_path:
-        raise MemharnessError(f"--model-path: model {card.id} ({card.backend}) has no weights to load")
+        raise MemharnessError(f"--model-path {model_path}: model {card.id} ({card.backend}) has no weights to load")
     if card.backend == "analytic":
         from memharness.models.analytic import AnalyticDenoiser
 

@@ -33,8 +33,14 @@ class ModelCard:
         if missing:
             raise MemharnessError(f"{source}: model card lacks key {missing[0]!r}")
         shape = data["latent_shape"]
-        if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
+        if not (isinstance(shape, list) and shape
+                and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
             raise MemharnessError(f"{source}: latent_shape must be a list of positive integers, got {shape!r}")
+        for key in ("scheduler", "params", "trace"):
+            if data.get(key) is not None and not isinstance(data[key], dict):
+                raise MemharnessError(f"{source}: {key} must be a mapping")
+        if not isinstance(data["scheduler"], dict):
+            raise MemharnessError(f"{source}: scheduler must be a mapping")
         return cls(
             id=str(data["id"]),
             title=str(data["title"]),
@@ -71,7 +77,10 @@ def load_card(name_or_path: str) -> ModelCard:
     """A shipped card by id (``analytic``) or a card file by path."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        text, source = path.read_text(), str(path)
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise MemharnessError(f"{path}: not UTF-8 text") from None
     else:
         entry = _cards_dir() / f"{name_or_path}.yaml"
         if not entry.is_file():

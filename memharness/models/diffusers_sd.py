@@ -13,7 +13,6 @@ diffusers' float32 ᾱ_t values, checked for SD's settings (no clipping of x̂0)
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +78,7 @@ def _json_config(config: Any) -> dict[str, Any]:
             value = list(value)
         out[key] = value
     out.setdefault("prediction_type", "epsilon")
+    out["clip_sample"] = False  # what memharness samples with, whatever the config's class defaults to
     return out
 
 
@@ -95,6 +95,22 @@ def _check_schedule(card: ModelCard, model_config: dict[str, Any]) -> None:
             f"card {card.id}: prediction_type {card.prediction_type!r}, the model's scheduler says "
             f"{model_config.get('prediction_type')!r}; fix the card"
         )
+
+
+def _quiet_loading() -> None:
+    """No progress bars or hub chatter on stderr: errors must stay one line, progress is ours."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.set_verbosity_error()
+        library.disable_progress_bar()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The useful part of a loader's message (diffusers points at a stack trace we do not show)."""
+    line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return line.replace(" Please check out the root cause in the stacktrace above.", "").strip()
 
 
 def card_from_pipeline(pipe: Any, *, model_id: str) -> ModelCard:
@@ -118,6 +134,13 @@ class DiffusersDenoiser:
     def __init__(self, card: ModelCard, pipe: Any, *, sampler: str = "ddim"):
         model_config = _json_config(pipe.scheduler.config)
         _check_schedule(card, model_config)
+        unet = pipe.unet.config
+        model_shape = (int(unet.in_channels), int(unet.sample_size), int(unet.sample_size))
+        if tuple(card.latent_shape) != model_shape:
+            raise MemharnessError(
+                f"card {card.id}: latent_shape {list(card.latent_shape)}, but the model's UNet takes "
+                f"{list(model_shape)}; is this the right model for the card?"
+            )
         # The fixture records the model's own scheduler config, not the card's expectation.
         self.card = dataclasses.replace(card, scheduler=model_config)
         self.pipe = pipe
@@ -140,6 +163,7 @@ class DiffusersDenoiser:
 
         torch_device = torch.device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
+        _quiet_loading()
         source = model_path or card.params.get("hub_id")
         if not source:
             raise MemharnessError(f"card {card.id}: no hub_id in the card; pass --model-path DIR")
@@ -147,18 +171,18 @@ class DiffusersDenoiser:
                                   "requires_safety_checker": False}
         if not model_path and card.params.get("revision"):
             kwargs["revision"] = card.params["revision"]
-        if card.params.get("vae") and not model_path:
-            kwargs["vae"] = AutoencoderKL.from_pretrained(card.params["vae"], dtype=torch_dtype)
         if model_path and not Path(model_path).is_dir():
             raise MemharnessError(f"--model-path: {model_path} is not a folder with a diffusers pipeline")
         try:
+            if card.params.get("vae") and not model_path:
+                source = card.params["vae"]
+                kwargs["vae"] = AutoencoderKL.from_pretrained(source, dtype=torch_dtype)
+                source = card.params["hub_id"]
             pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as exc:
             where = f"folder {source}" if model_path else f"hub id {source!r}"
-            offline = " (no network here: download the weights elsewhere and pass --model-path)" \
-                if not model_path or os.environ.get("HF_HUB_OFFLINE") else ""
-            raise MemharnessError(f"cannot load the pipeline from {where}{offline}: {str(exc).splitlines()[0]}") \
-                from None
+            hint = "" if model_path else "; without network, download the weights elsewhere and pass --model-path DIR"
+            raise MemharnessError(f"cannot load {where}: {_first_line(exc)}{hint}") from None
         pipe = pipe.to(torch_device)
         pipe.set_progress_bar_config(disable=True)
         return cls(card, pipe, sampler=sampler)
@@ -172,6 +196,7 @@ class DiffusersDenoiser:
         folder = Path(model_path)
         if not folder.is_dir():
             raise MemharnessError(f"--model-path: {model_path} is not a folder with a diffusers pipeline")
+        _quiet_loading()
         torch_device = torch.device(device)
         try:
             pipe = StableDiffusionPipeline.from_pretrained(
@@ -179,8 +204,8 @@ class DiffusersDenoiser:
                 requires_safety_checker=False,
             )
         except (OSError, ValueError) as exc:
-            raise MemharnessError(f"--model-path: cannot load a pipeline from {folder}: "
-                                  f"{str(exc).splitlines()[0]}") from None
+            raise MemharnessError(f"--model-path: cannot load a pipeline from {folder}: {_first_line(exc)}") \
+                from None
         pipe = pipe.to(torch_device)
         pipe.set_progress_bar_config(disable=True)
         return cls(card_from_pipeline(pipe, model_id=folder.resolve().name), pipe, sampler=sampler)

@@ -13,6 +13,7 @@ from memharness.errors import MemharnessError
 from memharness.models.base import Denoiser, Prompt
 from memharness.sampling import SAMPLERS, sample
 from memharness.trace.recorder import TrajectoryRecorder
+from memharness.trace.schema import guidance_key
 from memharness.trace.store import FixtureWriter
 
 
@@ -24,6 +25,7 @@ class TraceSettings:
     seeds: tuple[int, ...] = tuple(range(8))
     full_latents: bool = False
     batch_size: int | None = None  # seeds per sampler call; None: all at once. Not part of the record.
+    image_dir: Path | None = None  # decoded final images go here, for image scorers (models with a VAE)
 
     def validate(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -111,8 +113,29 @@ def trace(
                     hooks=[recorder],
                 )
                 finals.append(result.x_0)
-            groups[float(g)] = recorder.finish(torch.cat(finals))
+            x_0 = torch.cat(finals)
+            groups[float(g)] = recorder.finish(x_0)
+            if settings.image_dir is not None:
+                save_images(denoiser, x_0, settings.image_dir / settings.sampler / guidance_key(g) / prompt.id,
+                            settings.seeds)
         run.write_prompt(prompt.id, x.detach().cpu().numpy(), groups)
         if progress:
             progress(done + 1, len(prompts), prompt.id, False)
     return writer
+
+
+def save_images(denoiser: Denoiser, x_0: torch.Tensor, folder: Path, seeds: Sequence[int]) -> None:
+    """Decode final latents and write ``<folder>/<seed>.png`` (atomically) for image scorers."""
+    import io
+
+    from PIL import Image
+
+    from memharness.trace.store import atomic_write_bytes
+
+    decode = getattr(denoiser, "decode", None)
+    if decode is None:
+        raise MemharnessError(f"--images: model {denoiser.card.id} has no decoder; its scores use latents")
+    for seed, image in zip(seeds, decode(x_0), strict=True):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        atomic_write_bytes(folder / f"{seed}.png", buffer.getvalue())

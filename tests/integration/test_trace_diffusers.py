@@ -69,6 +69,19 @@ def test_trace_then_check_end_to_end(model_and_prompts, tmp_path, capsys):
     assert len(report["claims"]) == 19 and all(c["reason"] for c in report["claims"])
 
 
+def test_decoded_images_are_written_for_scoring(model_and_prompts, tmp_path):
+    from PIL import Image
+
+    model, prompts = model_and_prompts
+    images = tmp_path / "images"
+    assert main(_trace_args(model, prompts, tmp_path / "fx", "--images", str(images))) == 0
+    pngs = sorted(images.rglob("*.png"))
+    assert len(pngs) == N_PROMPTS * 3 * 2  # prompts × seeds × guidance scales
+    assert (images / "ddim" / "g7.5" / "p0" / "2.png").is_file()
+    with Image.open(pngs[0]) as img:
+        assert img.size == (16, 16) and img.mode == "RGB"
+
+
 def test_seed_batches_do_not_change_the_record(model_and_prompts, tmp_path):
     model, prompts = model_and_prompts
     assert main(_trace_args(model, prompts, tmp_path / "all")) == 0
