@@ -298,7 +298,7 @@ def _trace_sharded(state, denoiser, out: Path, settings, prompts, prompt_set: st
     state.wait_for_everyone()
     if state.is_main_process:
         merge_shards(out, world, sampler=settings.sampler, model=denoiser.card.to_dict(),
-                     prompts=[{"id": p.id, "text": p.text, "kind": p.kind} for p in all_prompts],
+                     prompts=[p.to_manifest() for p in all_prompts],
                      prompt_set=prompt_set, overwrite=args.overwrite)
         write_latent_scores(out)
         print(f"traced {len(all_prompts)} prompts on {world} processes into {out} "

@@ -2,7 +2,8 @@
 
 JSON Lines (``.jsonl``, one object per line), a JSON array (``.json``) or CSV with a header
 (``.csv``). Fields: ``id`` (unique), ``text``, ``image`` (path, relative to the file's folder),
-optional ``kind`` ("memorized" / "normal", when known). For example::
+optional ``kind`` ("memorized" / "normal", when known) and ``category`` (Webster's MV / TV / RV / N).
+For example::
 
     {"id": "p000", "text": "A photo of a cat", "image": "images/p000.jpg"}
 """
@@ -17,7 +18,8 @@ from typing import Any
 from memharness.errors import MemharnessError
 from memharness.models.base import Prompt
 
-_FIELDS = ("id", "text", "image", "kind")
+_FIELDS = ("id", "text", "image", "kind", "category")
+CATEGORIES = ("MV", "TV", "RV", "N")  # Webster (2023): matching, template, retrieved verbatim; none
 
 
 def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -68,12 +70,14 @@ def load_prompt_file(path: str | Path) -> list[Prompt]:
             raise MemharnessError(f"{path}: {where} repeats id {row['id']!r}")
         if row.get("kind") not in (None, "", "memorized", "normal"):
             raise MemharnessError(f"{path}: {where} kind must be 'memorized' or 'normal'")
+        if row.get("category") not in (None, "", *CATEGORIES):
+            raise MemharnessError(f"{path}: {where} category must be one of {', '.join(CATEGORIES)}")
         seen.add(row["id"])
         image = row.get("image") or None
         if image is not None and not isinstance(image, str):
             raise MemharnessError(f"{path}: {where} field 'image' must be a path string")
         prompts.append(Prompt(
-            id=row["id"], text=row["text"], kind=row.get("kind") or None,
+            id=row["id"], text=row["text"], kind=row.get("kind") or None, category=row.get("category") or None,
             image=str((path.parent / image).resolve()) if image else None,
         ))
     if not prompts:

@@ -20,6 +20,11 @@ class Prompt:
     text: str
     kind: str | None = None  # ground truth where the model knows it ("memorized" / "normal")
     image: str | None = None  # path of the paired training image, for models with a VAE
+    category: str | None = None  # Webster (2023) category: MV, TV, RV or N (App A)
+
+    def to_manifest(self) -> dict:
+        """The prompt as a fixture manifest records it."""
+        return {"id": self.id, "text": self.text, "kind": self.kind, "image": self.image, "category": self.category}
 
 
 class Denoiser(Protocol):

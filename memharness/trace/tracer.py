@@ -70,7 +70,7 @@ def trace(
     writer = FixtureWriter(
         out,
         model=denoiser.card.to_dict(),
-        prompts=[{"id": p.id, "text": p.text, "kind": p.kind} for p in prompts],
+        prompts=[p.to_manifest() for p in prompts],
         prompt_set=prompt_set,
     )
     run = writer.begin_run(

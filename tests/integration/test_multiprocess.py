@@ -83,4 +83,4 @@ def test_merge_refuses_a_damaged_shard(tmp_path):
     victim.write_bytes(victim.read_bytes()[:-10])
     with pytest.raises(MemharnessError, match="checksum mismatch while merging"):
         merge_shards(tmp_path, 2, sampler="ddim", model=denoiser.card.to_dict(),
-                     prompts=[{"id": p.id, "text": p.text, "kind": p.kind} for p in prompts], prompt_set="s")
+                     prompts=[p.to_manifest() for p in prompts], prompt_set="s")
