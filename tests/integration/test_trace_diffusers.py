@@ -115,3 +115,25 @@ def test_killed_trace_resumes_to_the_same_fixture(model_and_prompts, tmp_path):
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
     manifest = json.loads((killed / "manifest.json").read_text())
     assert manifest["runs"] == json.loads((reference / "manifest.json").read_text())["runs"]
+
+
+def test_sscd_scores_from_decoded_images_label_the_check(model_and_prompts, tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="SSCD needs onnxruntime (pip install -e .[sscd])")
+    from memharness.scoring.sscd import default_model_path
+
+    try:
+        default_model_path()
+    except Exception as exc:  # noqa: BLE001 - any failure to find the model means: skip
+        pytest.skip(f"SSCD model not installed: {exc}")
+    model, prompts = model_and_prompts
+    out, images = tmp_path / "fx", tmp_path / "images"
+    assert main(_trace_args(model, prompts, out, "--images", str(images))) == 0
+    assert main(["score", "--fixtures", str(out), "--images", str(images)]) == 0
+    scores = json.loads((out / "manifest.json").read_text())["scores"]
+    assert scores["scorer"].startswith("sscd_disc_mixup") and scores["threshold"] == 0.75
+    assert set(scores["values"]["ddim"]) == {"g1", "g7.5"}
+    capsys.readouterr()
+    main(["check", "--fixtures", str(out), "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    labelled = [c for c in report["claims"] if c["details"].get("labels")]
+    assert labelled and all("sscd_disc_mixup" in c["details"]["labels"] for c in labelled)

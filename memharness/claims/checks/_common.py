@@ -73,7 +73,8 @@ class Context:
         if small:
             return Verdict(id=self.spec.id, title=self.spec.title, reference=self.spec.reference,
                            verdict=Outcome.INCONCLUSIVE, paper=self.spec.paper_value, n=n,
-                           reason=f"{' and '.join(small)} prompts, fewer than {least} in a group")
+                           reason=f"{' and '.join(small)} prompts, fewer than {least} in a group",
+                           details={"labels": self._label_source()})
         return None
 
     def group(self, sampler: str, guidance: float) -> Group:
@@ -86,12 +87,16 @@ class Context:
         labels = self.labels()
         n = labels.n if labels is not None else {}
         if labels is not None:
-            details.setdefault("labels", f"{labels.scorer} score on {labels.source} ≥ {self.param('threshold'):g}")
+            details.setdefault("labels", self._label_source())
         return Verdict(
             id=self.spec.id, title=self.spec.title, reference=self.spec.reference, verdict=decision.outcome,
             paper=self.spec.paper_value, reason=decision.reason, measured=decision.measured, ci=decision.ci, n=n,
             test=decision.test, statistic=decision.statistic, p_value=decision.p_value, details=details,
         )
+
+    def _label_source(self) -> str:
+        labels = self.labels()
+        return f"{labels.scorer} score on {labels.source} ≥ {self.param('threshold'):g}"
 
     def skip(self, reason: str) -> Verdict:
         return Verdict(id=self.spec.id, title=self.spec.title, reference=self.spec.reference,
