@@ -257,6 +257,7 @@ class Fixture:
         self.model: dict[str, Any] = self.manifest["model"]
         self.prompts: list[dict[str, Any]] = self.manifest["prompts"]
         self._cache: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        self._groups: dict[tuple[str, float], Group] = {}  # claims share groups: stack each once
 
     @property
     def runs(self) -> dict[str, Any]:
@@ -296,6 +297,12 @@ class Fixture:
         return arrays
 
     def group(self, sampler: str, guidance: float) -> Group:
+        key = (sampler, float(guidance))
+        if key not in self._groups:
+            self._groups[key] = self._stack_group(sampler, float(guidance))
+        return self._groups[key]
+
+    def _stack_group(self, sampler: str, guidance: float) -> Group:
         if sampler not in self.runs:
             raise MemharnessError(f"{self.root}: no {sampler!r} run in this fixture")
         settings = self.runs[sampler]["settings"]
