@@ -128,8 +128,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     baselines = load_baseline(Path(args.baseline)) if args.baseline else None
     only = args.claim or ()
     reports = []
+    opened = {}
     for model, root in targets:
         model, fixture = open_fixture(model, root)
+        opened[model] = fixture
         base = baseline_for(baselines, model, Path(args.baseline)) if baselines is not None else None
         verdicts = run_claims(fixture, specs, only=only)
         reports.append(ModelReport(
@@ -143,7 +145,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.format == "table":
         buffer = io.StringIO() if args.output else None
         console, plain = _console(buffer)
-        _print_tables(reports, console, plain=plain)
+        _print_tables(reports, console, plain=plain, sparklines=opened if args.sparklines else None)
         if buffer is not None:
             _emit(buffer.getvalue(), args.output)
     else:
@@ -167,7 +169,7 @@ def _render(reports, *, fmt: str, strict: bool) -> str:
     return json_report(reports)
 
 
-def _print_tables(reports, console, *, plain: bool) -> None:
+def _print_tables(reports, console, *, plain: bool, sparklines: dict | None = None) -> None:
     from memharness.report.matrix import verdict_matrix
     from memharness.report.regressions import note_lines, regression_summary, regression_table
     from memharness.report.terminal import reason_lines, summary_line, verdict_table
@@ -177,6 +179,10 @@ def _print_tables(reports, console, *, plain: bool) -> None:
         for line in reason_lines(r.verdicts):
             console.print(line, soft_wrap=True, markup=False)
         console.print(summary_line(r.verdicts), markup=False)
+        if sparklines is not None:
+            from memharness.report.sparklines import sparkline_renderable
+
+            console.print(sparkline_renderable(sparklines[r.model], model=r.model, plain=plain))
         if r.changes is not None:
             if r.regressions:
                 console.print(regression_table(r.model, r.changes, plain=plain))
@@ -186,6 +192,40 @@ def _print_tables(reports, console, *, plain: bool) -> None:
                           style="" if plain or not r.regressions else "bold red")
     if len(reports) > 1:
         console.print(verdict_matrix(reports, plain=plain))
+
+
+# --------------------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    """Verdicts and the paper's figures redrawn from the fixtures: report.md, report.html, figures/*.png."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MemharnessError("report: needs matplotlib; install it with `pip install matplotlib`") from None
+    from memharness.claims import load_specs, run_claims
+    from memharness.report.document import build_report, write_report
+    from memharness.report.model_report import ModelReport
+    from memharness.report.series import Source
+
+    targets = fixture_targets(args.model or [], args.fixtures)
+    specs = load_specs()
+    reports, sources = [], []
+    for model, root in targets:
+        model, fixture = open_fixture(model, root)
+        reports.append(ModelReport(model=model, verdicts=tuple(run_claims(fixture, specs)),
+                                   fixtures=_fixture_info(fixture, root)))
+        sources.append(Source(model, fixture, {spec.id: spec for spec in specs}))
+    out = Path(args.out) if args.out else Path("reports") / "+".join(r.model for r in reports)
+    if out.exists() and not out.is_dir():
+        raise MemharnessError(f"--out: {out} is a file; give a folder")
+    command = " ".join(["memharness report", *(f"--model {r.model}" for r in reports),
+                        *([f"--fixtures {args.fixtures}"] if args.fixtures else []), f"--out {out}"])
+    try:
+        written = write_report(out, build_report(reports, sources, command=command))
+    except OSError as exc:
+        raise MemharnessError(f"--out: cannot write {exc.filename or out} ({exc.strerror})") from None
+    n_figures = sum(p.suffix == ".png" for p in written)
+    print(f"wrote {out / 'report.md'} and {out / 'report.html'} with {n_figures} figures", file=sys.stderr)
+    return 0
 
 
 # --------------------------------------------------------------------------- trace
@@ -465,7 +505,18 @@ def build_parser() -> argparse.ArgumentParser:
                             "beyond the claim's regression_tolerance is a regression (exit 1)")
     check.add_argument("--write-baseline", metavar="FILE", help="also write the JSON report to FILE, as a baseline")
     check.add_argument("--strict", action="store_true", help="an INCONCLUSIVE claim fails too (exit 1)")
+    check.add_argument("--sparklines", action="store_true",
+                       help="under each table, k(t) and w0(t) per group as inline charts (DDIM, g = 7.5)")
     check.set_defaults(func=cmd_check)
+
+    report = sub.add_parser("report", help="verdicts and the paper's figures redrawn from the fixtures, "
+                                           "as report.md and a self-contained report.html")
+    report.add_argument("--model", action="append", metavar="M",
+                        help=f"model id (repeatable: figures side by side; default {DEFAULT_MODEL})")
+    report.add_argument("--fixtures", metavar="DIR",
+                        help="fixture folder (default: fixtures/<model>); with several --model, a folder of <model>/")
+    report.add_argument("--out", metavar="DIR", help="output folder (default reports/<model>, models joined by +)")
+    report.set_defaults(func=cmd_report)
 
     tr = sub.add_parser("trace", help="sample a model and record trace fixtures")
     tr.add_argument("--model", metavar="M",

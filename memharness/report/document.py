@@ -1,0 +1,236 @@
+"""``memharness report``: the verdicts and the paper's figures redrawn from fixtures, as one folder.
+
+::
+
+    <out>/report.md        verdict tables (the Markdown reporter's), then one section per figure
+    <out>/report.html      the same, self-contained: figures embedded as base64 PNG data URIs
+    <out>/figures/*.png    the figures report.md links to
+
+:func:`build_report` assembles a :class:`ReportDoc` (what is said, in which order) and renders it
+to Markdown here and to HTML in :mod:`memharness.report.html`, so both read alike. Nothing in the
+output depends on the time or the machine beyond the fixture paths as given: committed reports
+change only when the fixtures, the claims or the code do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from memharness.claims.verdict import Verdict
+from memharness.report.figures import FIGURES, FigureDef, Rendered, render_figure
+from memharness.report.markdown import _cell, markdown_report
+from memharness.report.model_report import ModelReport
+from memharness.report.series import Source, Unavailable
+from memharness.report.terminal import measured_text
+
+FIGURE_DIR = "figures"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+
+INTRO = (
+    "The quantitative claims of *\"How Diffusion Models Memorize\"*, checked by memharness against recorded "
+    "trace fixtures, and the paper's figures redrawn from the same fixtures. The verdict tables come first; "
+    "then, figure by figure, what the paper plots, what its claims need to see in it, the redrawn figure and "
+    "the verdicts of the claims it shows."
+)
+LEGEND = (
+    ("PASS", "the effect is significant at α = 0.05, or its 95 % CI clears the paper's bound, in the paper's "
+             "direction"),
+    ("FAIL", "the data rule the effect out: reversed, or the CI excludes an effect of meaningful size"),
+    ("INCONCLUSIVE", "a group has fewer than 5 prompts, or neither of the above holds"),
+    ("SKIP", "the fixture lacks the data the claim needs"),
+)
+MEASURED = ("The measured value is the first part of a claim's test: an AUC, P(memorized beats normal), for a "
+            "Mann-Whitney comparison; Pearson's r for a correlation; a mean for a bound or band. A prompt is "
+            "memorized when its memorization score (Eq 9) is at least 0.75 (§3.1).")
+
+
+@dataclass(frozen=True)
+class ClaimEntry:
+    """One claim with every model's verdict (None where a model did not check it)."""
+
+    id: str
+    reference: str
+    title: str
+    verdicts: tuple[tuple[str, Verdict | None], ...]
+
+
+@dataclass(frozen=True)
+class FigureSection:
+    figure: FigureDef
+    rendered: Rendered
+    claims: tuple[ClaimEntry, ...]
+
+    @property
+    def anchor(self) -> str:
+        return self.figure.label.lower().replace(" ", "-")
+
+    @property
+    def path(self) -> str | None:
+        """The PNG's path relative to the report, or None when no model had the data."""
+        return f"{FIGURE_DIR}/{self.figure.key}.png" if self.rendered.png is not None else None
+
+
+@dataclass(frozen=True)
+class ReportDoc:
+    title: str
+    command: str
+    reports: tuple[ModelReport, ...]
+    overview: tuple[tuple[str, str, str, str], ...]  # model, fixtures, runs, labels
+    claims: tuple[ClaimEntry, ...]
+    sections: tuple[FigureSection, ...]
+
+    @property
+    def models(self) -> list[str]:
+        return [r.model for r in self.reports]
+
+    def figures(self) -> dict[str, bytes]:
+        return {s.path: s.rendered.png for s in self.sections if s.path is not None}
+
+    def figure_of(self, claim: str) -> list[FigureSection]:
+        return [s for s in self.sections if claim in s.figure.claims]
+
+    @property
+    def without_figure(self) -> tuple[ClaimEntry, ...]:
+        drawn = {c for s in self.sections for c in s.figure.claims}
+        return tuple(c for c in self.claims if c.id not in drawn)
+
+
+# --------------------------------------------------------------------------- building
+def _runs_text(fixtures: dict) -> str:
+    parts = []
+    for name, run in (fixtures.get("runs") or {}).items():
+        scales = ", ".join(f"{float(g):g}" for g in run.get("guidance", []))
+        parts.append(f"{name}: {run.get('num_inference_steps', '?')} steps, {len(run.get('seeds', []))} seeds, "
+                     f"g = {scales}")
+    return "; ".join(parts) or "—"
+
+
+def _labels_text(src: Source) -> str:
+    try:
+        labels = src.labels("overestimation")
+    except Unavailable as exc:
+        return f"none: {exc}"
+    n = labels.n
+    return (f"{labels.scorer} score on {labels.source} ≥ {src.param('overestimation', 'threshold'):g}: "
+            f"{n['memorized']} memorized, {n['normal']} normal")
+
+
+def _claim_entries(reports: Sequence[ModelReport]) -> tuple[ClaimEntry, ...]:
+    from memharness.report.matrix import claim_order
+
+    entries = []
+    for claim in claim_order(reports):
+        found = [(r.model, next((v for v in r.verdicts if v.id == claim), None)) for r in reports]
+        first = next(v for _, v in found if v is not None)
+        entries.append(ClaimEntry(id=claim, reference=first.reference, title=first.title, verdicts=tuple(found)))
+    return tuple(entries)
+
+
+def build_report(reports: Sequence[ModelReport], sources: Sequence[Source], *, command: str,
+                 figures: Sequence[FigureDef] = FIGURES) -> ReportDoc:
+    """Render every figure for every model and assemble the document (no files written)."""
+    claims = _claim_entries(reports)
+    by_id = {c.id: c for c in claims}
+    sections = []
+    for defn in figures:
+        shown = tuple(by_id[c] for c in defn.claims if c in by_id)
+        if not shown:
+            continue  # none of its claims was checked (e.g. --claim): no figure
+        sections.append(FigureSection(defn, render_figure(defn, sources), shown))
+    overview = tuple((r.model, str(r.fixtures.get("path", "")), _runs_text(r.fixtures), _labels_text(src))
+                     for r, src in zip(reports, sources, strict=True))
+    return ReportDoc(title="memharness report · " + ", ".join(r.model for r in reports), command=command,
+                     reports=tuple(reports), overview=overview, claims=claims, sections=tuple(sections))
+
+
+# --------------------------------------------------------------------------- Markdown
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _md_verdict(v: Verdict | None) -> str:
+    if v is None:
+        return "not checked"
+    text = f"**{v.verdict.value}**"
+    if v.measured is not None:
+        text += f", measured {_cell(measured_text(v))}"
+    return f"{text} (paper: {_cell(v.paper)}): {_cell(v.reason)}"
+
+
+def _md_claim(entry: ClaimEntry, *, several: bool) -> list[str]:
+    head = f"- **`{entry.id}`** ({_cell(entry.reference)}): {_cell(entry.title)}."
+    if not several:
+        return [f"{head} {_md_verdict(entry.verdicts[0][1])}"]
+    return [head] + [f"  - {model}: {_md_verdict(v)}" for model, v in entry.verdicts]
+
+
+def _demote(markdown: str) -> list[str]:
+    """The Markdown reporter's headings one level down, under this report's own."""
+    return [("#" + line) if line.startswith("#") else line for line in markdown.rstrip("\n").splitlines()]
+
+
+def markdown_document(doc: ReportDoc) -> str:
+    several = len(doc.reports) > 1
+    lines = [f"# {doc.title}", "", INTRO, "", f"Regenerate it with `{doc.command}`.", ""]
+    lines += _md_table(("model", "fixtures", "runs", "memorization labels"),
+                       [(m, f"`{p}`", _cell(r), _cell(lab)) for m, p, r, lab in doc.overview])
+    lines += ["", "How to read a verdict:", ""]
+    lines += [f"- **{name}**: {text};" if i < len(LEGEND) - 1 else f"- **{name}**: {text}."
+              for i, (name, text) in enumerate(LEGEND)]
+    lines += ["", MEASURED, "", "## Verdicts", ""]
+    lines += _demote(markdown_report(doc.reports))
+    lines += ["", "## Claims and their figures", ""]
+    rows = []
+    for entry in doc.claims:
+        links = ", ".join(f"[{s.figure.label}](#{s.anchor})" for s in doc.figure_of(entry.id)) or "—"
+        verdicts = [v.verdict.value if v else "—" for _, v in entry.verdicts]
+        rows.append((f"`{entry.id}`", _cell(entry.reference), *verdicts, links))
+    lines += _md_table(("claim", "paper ref", *doc.models, "figure"), rows)
+    lines += ["", "## Figures", ""]
+    for section in doc.sections:
+        fig = section.figure
+        lines += [f'<a id="{section.anchor}"></a>', "", f"### {fig.label} · {_cell(fig.title)}", ""]
+        lines += [f"**The paper.** {_cell(fig.paper)}", "", f"**What the claims need to see.** {_cell(fig.look_for)}",
+                  ""]
+        if section.path is not None:
+            lines += [f"![{fig.label}: {_cell(fig.title)}]({section.path})", ""]
+        lines += [f"**Drawn here.** {_cell(fig.drawn)}", ""]
+        for model, why in section.rendered.missing.items():
+            lines += [f"*No {fig.label} for {model}: {_cell(why)}.*", ""]
+        for entry in section.claims:
+            lines += _md_claim(entry, several=several)
+        lines.append("")
+    orphans = doc.without_figure
+    if orphans:
+        lines += ["## Claims without a figure", ""]
+        for entry in orphans:
+            lines += _md_claim(entry, several=several)
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# --------------------------------------------------------------------------- files
+def write_report(out: Path, doc: ReportDoc) -> list[Path]:
+    """Write report.md, report.html and figures/*.png under ``out``; stale figures/*.png are removed."""
+    from memharness.report.html import html_document
+    from memharness.trace.store import atomic_write_bytes
+
+    out = Path(out)
+    figures = doc.figures()
+    written = []
+    for rel, png in figures.items():
+        atomic_write_bytes(out / rel, png)
+        written.append(out / rel)
+    folder = out / FIGURE_DIR
+    if folder.is_dir():
+        for old in sorted(folder.glob("*.png")):
+            if f"{FIGURE_DIR}/{old.name}" not in figures:
+                old.unlink()
+    for name, text in ((REPORT_MD, markdown_document(doc)), (REPORT_HTML, html_document(doc))):
+        atomic_write_bytes(out / name, text.encode())
+        written.append(out / name)
+    return written

@@ -1,0 +1,255 @@
+"""The numbers behind each redrawn figure, from one model's fixture (no plotting here).
+
+Every function reads the same quantities, with the same claim parameters, as the claim
+check the figure illustrates, so a figure shows what was tested. A function raises
+:class:`Unavailable` with a one-line reason when the fixture lacks what it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from memharness.analysis import (
+    guidance_magnitude,
+    noise_cosine_with_xT,
+    residual_cosine_with_neg_x,
+    severity_sums,
+)
+from memharness.analysis.geometry import eq11_scale
+from memharness.claims.checks._common import (
+    COMMON_DEFAULTS,
+    overestimation,
+    weights,
+    x0_direction,
+    x0_error_norm2,
+)
+from memharness.claims.labels import Labels, memorization_labels
+from memharness.claims.spec import ClaimSpec
+from memharness.schedule import NoiseSchedule
+from memharness.trace import schema
+from memharness.trace.store import Fixture, Group
+
+_PCA_COLUMN = {"centred": 0, "uncentred": 1}
+
+
+class Unavailable(Exception):
+    """The fixture lacks what a figure needs; the message says what."""
+
+
+@dataclass
+class Source:
+    """One model's fixture and the claim parameters its figures follow."""
+
+    model: str
+    fixture: Fixture
+    specs: dict[str, ClaimSpec] = field(default_factory=dict)
+    _labels: dict[tuple, Labels | None] = field(default_factory=dict, repr=False)
+
+    def param(self, claim: str, name: str, default: Any = None) -> Any:
+        spec = self.specs.get(claim)
+        if spec is not None and name in spec.parameters:
+            return spec.parameters[name]
+        return COMMON_DEFAULTS.get(name, default)
+
+    def labels(self, claim: str) -> Labels:
+        key = (self.param(claim, "label_sampler"), float(self.param(claim, "label_guidance")),
+               float(self.param(claim, "threshold")))
+        if key not in self._labels:
+            self._labels[key] = memorization_labels(self.fixture, sampler=key[0], guidance=key[1], threshold=key[2])
+        labels = self._labels[key]
+        if labels is None:
+            raise Unavailable(f"no memorization scores for {key[0]} g={key[1]:g}")
+        return labels
+
+    def group(self, sampler: str, guidance: float) -> Group:
+        if sampler not in self.fixture.runs:
+            raise Unavailable(f"no {sampler} run")
+        if float(guidance) not in self.fixture.guidance_scales(sampler):
+            have = ", ".join(f"{g:g}" for g in self.fixture.guidance_scales(sampler))
+            raise Unavailable(f"the {sampler} run has no g={float(guidance):g} (has {have})")
+        return self.fixture.group(sampler, float(guidance))
+
+    @property
+    def schedule(self) -> NoiseSchedule:
+        return NoiseSchedule.from_config(self.fixture.model["scheduler"])
+
+    def state_schedule(self, group: Group, sampler: str) -> tuple[np.ndarray, np.ndarray]:
+        """(√ᾱ, √(1−ᾱ)) of the states x_T … x_0, as the decomposition checks use them."""
+        return self.schedule.theoretical_weights(np.append(group.timesteps, -1), sampler=sampler)
+
+
+# --------------------------------------------------------------------------- Fig 1 (and 15 under DDPM)
+def x0_error_and_direction(src: Source, *, sampler: str = "ddim", scales=(1.0, 7.5), steps=(1, 10, 50)) -> dict:
+    """Per generation (prompt × seed): ‖x̂0 − x‖² and cos(x̂0, x) after each of ``steps`` steps, per g."""
+    labels = src.labels("overfit-without-guidance")
+    panels = {}
+    for g in scales:
+        group = src.group(sampler, g)
+        err, cos = x0_error_norm2(group), x0_direction(group)
+        n_steps = err.shape[-1]
+        panels[float(g)] = [(min(s, n_steps), err[..., min(s, n_steps) - 1], cos[..., min(s, n_steps) - 1])
+                            for s in steps]
+    return {"panels": panels, "scores": labels.scores, "memorized": labels.memorized, "scorer": labels.scorer,
+            "sampler": sampler}
+
+
+# --------------------------------------------------------------------------- Fig 3
+def scores_with_and_without_guidance(src: Source) -> dict:
+    claim = "guidance-drives-memorization"
+    sampler = src.param(claim, "sampler", "ddim")
+    low, high = float(src.param(claim, "without_guidance", 1.0)), float(src.param(claim, "with_guidance", 7.5))
+    labels = src.labels(claim)
+    values = (src.fixture.scores or {}).get("values", {}).get(sampler, {})
+    ids = [p["id"] for p in src.fixture.prompts]
+    out = {}
+    for g in (low, high):
+        by_prompt = values.get(schema.guidance_key(g))
+        if not by_prompt:
+            raise Unavailable(f"no memorization scores for {sampler} g={g:g}")
+        out[g] = np.array([by_prompt[pid]["score"] for pid in ids], dtype=float)
+    return {"low": low, "high": high, "before": out[low], "after": out[high], "memorized": labels.memorized,
+            "scorer": labels.scorer, "sampler": sampler}
+
+
+# --------------------------------------------------------------------------- Fig 5, Fig 13
+def _first_step(group: Group, a: str, b: str) -> np.ndarray:
+    return group.inner(a, b)[..., 0]
+
+
+def noise_cosines(src: Source) -> dict:
+    """Fig 5 (a–d) per generation at t = T: cos(ε_u, x_T), cos(ε_c, x_T), cos(ε_u − x_T, −x), cos(ε_c − x_T, −x)."""
+    claim = "predictions-follow-noise"
+    sampler, g = src.param(claim, "sampler", "ddim"), float(src.param(claim, "guidance", 7.5))
+    labels = src.labels(claim)
+    group = src.group(sampler, g)
+    xT2, x2 = group.inner_final("x_T", "x_T"), group.inner_final("x", "x")
+    residuals = ("eps_u_res", "eps_c_res")
+    panels = [noise_cosine_with_xT(_first_step(group, r, r), _first_step(group, r, "x_T"), xT2) for r in residuals]
+    panels += [residual_cosine_with_neg_x(_first_step(group, r, "x"), _first_step(group, r, r), x2) for r in residuals]
+    return {"panels": panels, "memorized": labels.memorized, "sampler": sampler, "guidance": g}
+
+
+def noise_residuals(src: Source) -> dict:
+    """Fig 13: ‖ε_u − x_T‖² and ‖ε_c − x_T‖² at t = T per generation; and ‖ε_c − ε_u‖ / (s‖x‖) per prompt (Eq 11)."""
+    claim = "magnitude-explained"
+    sampler, g = src.param(claim, "sampler", "ddim"), float(src.param(claim, "guidance", 7.5))
+    labels = src.labels(claim)
+    group = src.group(sampler, g)
+    ru2, rc2 = _first_step(group, "eps_u_res", "eps_u_res"), _first_step(group, "eps_c_res", "eps_c_res")
+    magnitude = guidance_magnitude(rc2, ru2, _first_step(group, "eps_u_res", "eps_c_res")).mean(1)
+    s = eq11_scale(src.schedule.alpha_bar(int(group.timesteps[0])))
+    ratio = magnitude / (s * np.sqrt(group.inner_final("x", "x")[:, 0]))
+    return {"uncond": ru2, "cond": rc2, "ratio": ratio, "s": s, "memorized": labels.memorized,
+            "tolerance": float(src.param(claim, "ratio_tolerance", 0.25)), "sampler": sampler, "guidance": g}
+
+
+# --------------------------------------------------------------------------- Fig 7, Fig 8
+def trace_covariance(src: Source) -> dict:
+    claim = "diversity-collapse"
+    sampler, g = src.param(claim, "sampler", "ddim"), float(src.param(claim, "guidance", 7.5))
+    labels = src.labels(claim)
+    trace = src.group(sampler, g).arrays["trace_cov"].astype(float)  # (P, S+1)
+    state = min(int(src.param(claim, "state", 10)), trace.shape[1] - 1)
+    return {"trace": trace, "state": state, "scores": labels.scores, "memorized": labels.memorized,
+            "scorer": labels.scorer, "sampler": sampler, "guidance": g}
+
+
+def update_alignment(src: Source) -> dict:
+    claim = "update-alignment"
+    sampler, g = src.param(claim, "sampler", "ddim"), float(src.param(claim, "guidance", 7.5))
+    pca = src.param(claim, "pca", "uncentred")
+    if pca not in _PCA_COLUMN:
+        raise Unavailable(f"parameter pca must be one of {', '.join(_PCA_COLUMN)}, not {pca!r}")
+    labels = src.labels(claim)
+    cos = src.group(sampler, g).arrays["pc1_cos_x"][..., _PCA_COLUMN[pca]].astype(float)  # (P, S)
+    return {"cos": cos, "pca": pca, "early": int(src.param(claim, "early_steps", 10)),
+            "memorized": labels.memorized, "sampler": sampler, "guidance": g}
+
+
+# --------------------------------------------------------------------------- Fig 10, Fig 11 (and 16)
+def decomposition(src: Source, *, sampler: str = "ddim", scales=(1.0, 7.5), references=("x", "x_0")) -> dict:
+    """Fig 10: mean w0, wT per group over the states x_T … x_0, and the schedule, per (g, reference)."""
+    labels = src.labels("early-dominance")
+    memorized = labels.memorized
+    panels = {}
+    for g in scales:
+        group = src.group(sampler, g)
+        sqrt_ab, sqrt_1mab = src.state_schedule(group, sampler)
+        for reference in references:
+            w0, wT = weights(group, reference)
+            w0, wT = w0.mean(1), wT.mean(1)  # (P, S+1): E over seeds, as the checks
+            panels[(float(g), reference)] = {
+                name: (w0[members].mean(0), wT[members].mean(0))
+                for name, members in (("normal", ~memorized), ("memorized", memorized)) if members.any()
+            }
+            panels[(float(g), reference)]["schedule"] = (sqrt_ab, sqrt_1mab)
+    return {"panels": panels, "sampler": sampler, "n": labels.n,
+            "early": int(src.param("early-dominance", "early_steps", 10))}
+
+
+def severity(src: Source, *, sampler: str | None = None) -> dict:
+    """Fig 11: the three sums of the deviation from the schedule per prompt, and the score."""
+    claim = "deviation-predicts-severity"
+    sampler = sampler or src.param(claim, "sampler", "ddim")
+    g = float(src.param(claim, "guidance", 7.5))
+    labels = src.labels(claim)
+    group = src.group(sampler, g)
+    w0, wT = weights(group, src.param(claim, "reference", "x"))
+    sqrt_ab, sqrt_1mab = src.state_schedule(group, sampler)
+    states = slice(0, None if src.param(claim, "include_final_state", False) else -1)
+    sums = severity_sums(w0.mean(1)[:, states], wT.mean(1)[:, states], sqrt_ab[states], sqrt_1mab[states])
+    r = [_pearson(labels.scores, s) for s in sums]
+    return {"sums": sums, "r": r, "scores": labels.scores, "memorized": labels.memorized, "scorer": labels.scorer,
+            "sampler": sampler, "guidance": g}
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+# --------------------------------------------------------------------------- Fig 12, Eq 13
+def overestimation_over_steps(src: Source, *, scales=(1.0, 7.5)) -> dict:
+    """Fig 12: k = ‖x̂0(t)‖/‖x‖ per generation and step, per g."""
+    claim = "overestimation"
+    sampler = src.param(claim, "sampler", "ddim")
+    labels = src.labels(claim)
+    ks, timesteps = {}, None
+    for g in scales:
+        group = src.group(sampler, g)
+        ks[float(g)] = overestimation(group)  # (P, N, S)
+        timesteps = group.timesteps
+    return {"k": ks, "timesteps": timesteps, "memorized": labels.memorized, "sampler": sampler,
+            "early": int(src.param(claim, "early_steps", 10))}
+
+
+def overestimation_against_guidance(src: Source) -> dict:
+    """Eq 13: first-step k (mean over seeds) per prompt at every recorded g."""
+    claim = "linear-in-guidance"
+    sampler, step = src.param(claim, "sampler", "ddim"), int(src.param(claim, "step", 0))
+    scales = src.fixture.guidance_scales(sampler)
+    if len(scales) < 2:
+        raise Unavailable(f"needs ≥ 2 guidance scales in a {sampler} run (has {len(scales)})")
+    labels = src.labels(claim)
+    k = np.stack([overestimation(src.group(sampler, g))[..., step].mean(1) for g in scales], axis=1)  # (P, G)
+    return {"scales": np.asarray(scales, dtype=float), "k": k, "memorized": labels.memorized, "sampler": sampler}
+
+
+# --------------------------------------------------------------------------- sparklines
+def group_curves(src: Source, *, sampler: str = "ddim", guidance: float = 7.5) -> dict:
+    """Per group, mean over prompts and seeds of k(t) (per step) and w0(t) on x (per state), and √ᾱ_t."""
+    labels = src.labels("overestimation")
+    group = src.group(sampler, guidance)
+    k = overestimation(group).mean(1)  # (P, S)
+    w0, _ = weights(group, "x")
+    w0 = w0.mean(1)  # (P, S+1)
+    sqrt_ab, _ = src.state_schedule(group, sampler)
+    curves = {}
+    for name, members in (("memorized", labels.memorized), ("normal", ~labels.memorized)):
+        if members.any():
+            curves[name] = {"k": k[members].mean(0), "w0": w0[members].mean(0), "n": int(members.sum())}
+    return {"curves": curves, "schedule_w0": sqrt_ab, "sampler": sampler, "guidance": float(guidance)}
