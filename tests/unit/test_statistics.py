@@ -85,3 +85,15 @@ def test_combine_takes_the_worst():
     assert combine([ok, ok]).outcome is Outcome.PASS
     assert combine([ok, unsure]).outcome is Outcome.INCONCLUSIVE
     assert combine([unsure, bad, ok]).outcome is Outcome.FAIL
+
+
+def test_rank_auc_matches_the_pairwise_definition():
+    from memharness.claims.statistics import _auc
+
+    r = np.random.default_rng(3)
+    for _ in range(50):  # small integers: many ties, which count one half
+        a = r.integers(0, 5, (4, r.integers(1, 9))).astype(float)
+        b = r.integers(0, 5, (1, r.integers(1, 9))).astype(float)
+        diff = a[..., :, None] - b[..., None, :]
+        pairwise = (diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1))
+        np.testing.assert_allclose(_auc(a, b), pairwise)
