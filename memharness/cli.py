@@ -475,6 +475,54 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- zoo
+def cmd_zoo_train(args: argparse.Namespace) -> int:
+    """Train a model organism (digits) from scratch, with a progress bar; writes its weights file."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from memharness.zoo.train import DEFAULT_STEPS, train_digits
+
+    steps = args.steps or DEFAULT_STEPS
+    console, plain = _console(sys.stderr)
+    started = time.perf_counter()
+    label = f"{args.organism} seed {args.seed}" + ("" if args.duplication else " (no duplication)")
+    with Progress(
+        TextColumn("[bold]train[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps · loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=plain,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=steps, loss="…")
+        recent: list[float] = []
+
+        def progress(step: int, total: int, loss: float) -> None:
+            recent.append(loss)
+            del recent[:-100]
+            if step % 10 == 0 or step == total:
+                bar.update(task, completed=step, loss=f"{sum(recent) / len(recent):.4f}")
+
+        path = train_digits(seed=args.seed, steps=steps, duplicated=args.duplication, out=args.out,
+                            progress=progress)
+    card = "digits" if args.duplication else "digits-control"
+    console.print(f"trained {args.organism} ({steps} steps, seed {args.seed}) in "
+                  f"{time.perf_counter() - started:.0f} s: {path}\n"
+                  f"trace it with `memharness trace --model {card} --model-path {path} --out DIR`", soft_wrap=True)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -580,6 +628,20 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--resize", default="bilinear", choices=RESIZE_CHOICES,
                        help="resize filter before SSCD (default bilinear)")
     score.set_defaults(func=cmd_score)
+
+    zoo = sub.add_parser("zoo", help="model organisms trained here (digits)")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
+    zoo_train = zoo_sub.add_parser("train", help="train a model organism from scratch on the CPU")
+    zoo_train.add_argument("organism", choices=("digits",), help="the organism (digits: scikit-learn's 8×8 digits)")
+    zoo_train.add_argument("--out", default=".", metavar="DIR",
+                           help="folder for the weights file, digits.safetensors (default: the current folder)")
+    zoo_train.add_argument("--seed", type=int, default=0, metavar="S", help="training seed (default 0, as shipped)")
+    zoo_train.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+                           help="optimizer steps (default: as the shipped weights)")
+    zoo_train.add_argument("--no-duplication", dest="duplication", action="store_false",
+                           help="the negative control: each memorized prompt's image appears once "
+                                "(writes digits-control.safetensors)")
+    zoo_train.set_defaults(func=cmd_zoo_train)
 
     models = sub.add_parser("models", help="list the model cards")
     models.set_defaults(func=cmd_models)

@@ -19,6 +19,15 @@ def load_denoiser(
                 raise MemharnessError("--model-path: give a diffusers pipeline folder, or a --model with a card")
             return DiffusersDenoiser.from_path(model_path, device=device, dtype=dtype, sampler=sampler)
         return DiffusersDenoiser.load(card, model_path=model_path, device=device, dtype=dtype, sampler=sampler)
+    if card.backend == "zoo":
+        if dtype not in (None, "float32"):
+            raise MemharnessError(f"--dtype: model {card.id} (zoo) runs in float32 only")
+        if card.params.get("organism", "digits") != "digits":
+            raise MemharnessError(
+                f"card {card.id}: unknown zoo organism {card.params.get('organism')!r}; known: digits")
+        from memharness.zoo.digits import DigitsDenoiser
+
+        return DigitsDenoiser(card, model_path=model_path, device=device)
     if model_path:
         raise MemharnessError(f"--model-path {model_path}: model {card.id} ({card.backend}) has no weights to load")
     if card.backend == "analytic":
