@@ -149,6 +149,8 @@ def _draw_x0(sf, d: dict) -> None:
     scales = list(panels)
     n_cols = len(panels[scales[0]])
     axes = sf.subplots(len(scales), n_cols, squeeze=False, sharey=True)
+    from matplotlib import ticker
+
     order = np.argsort(d["scores"], kind="stable")  # high scores drawn last, on top
     positive = np.concatenate([e[e > 0].ravel() for g in scales for _, e, _ in panels[g]] + [np.array([1.0])])
     floor = float(positive.min()) / 10.0  # exact zeros (‖x̂0 − x‖² = 0) drawn at the left edge
@@ -160,6 +162,7 @@ def _draw_x0(sf, d: dict) -> None:
             ax.scatter(np.maximum(err[order].ravel(), floor), cos[order].ravel(), c=colors, cmap=SCORE_CMAP,
                        norm=norm, s=9, linewidths=0)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())  # minor labels collide on narrow decades
             _title(ax, row * n_cols + col, f"g = {g:g}, after {step} step{'s' if step > 1 else ''}")
             ax.set_xlabel(r"$\|\hat{x}_0^{(t)} - x\|_2^2$ (log)")
             if col == 0:
