@@ -513,6 +513,9 @@ def cmd_zoo_train(args: argparse.Namespace) -> int:
             del recent[:-100]
             if step % 10 == 0 or step == total:
                 bar.update(task, completed=step, loss=f"{sum(recent) / len(recent):.4f}")
+            if plain and (step % max(1, total // 10) == 0 or step == total):  # CI logs: a line per 10 %
+                console.print(f"train {label}: step {step}/{total}, loss {sum(recent) / len(recent):.4f}, "
+                              f"{time.perf_counter() - started:.0f} s")
 
         path = train_digits(seed=args.seed, steps=steps, duplicated=args.duplication, out=args.out,
                             progress=progress)
