@@ -57,7 +57,7 @@ def test_shipped_card_loads_and_is_usable(name):
     card = load_card(name)
     assert isinstance(card, ModelCard)
     assert card.id == name  # the file name is the id
-    assert card.title and card.backend in ("analytic", "diffusers")
+    assert card.title and card.backend in ("analytic", "diffusers", "zoo")
     assert len(card.latent_shape) == 3 and all(isinstance(d, int) and d > 0 for d in card.latent_shape)
     assert card.prediction_type in PREDICTION_TYPES
     schedule = NoiseSchedule.from_config(card.scheduler)
