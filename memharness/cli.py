@@ -194,6 +194,31 @@ def _print_tables(reports, console, *, plain: bool, sparklines: dict | None = No
         console.print(verdict_matrix(reports, plain=plain))
 
 
+# --------------------------------------------------------------------------- detect
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Detectors (App H's δ per reference, Wen et al.) scored on one model's fixture: AUC, TPR, steps."""
+    import dataclasses
+    import json
+
+    from memharness.detection import evaluate_detectors
+
+    [(model, root)] = fixture_targets([args.model] if args.model else [], args.fixtures)
+    _, fixture = open_fixture(model, root)
+    result = evaluate_detectors(fixture, gamma=args.gamma, window=args.window, rho2=args.rho2,
+                                wen_start=args.wen_start, wen_end=args.wen_end, wen_generations=args.wen_generations)
+    result = dataclasses.replace(result, fixture=_display_path(root))
+    if args.format == "json":
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return 0
+    from memharness.report.detectors import detector_table, note_lines
+
+    console, plain = _console()
+    console.print(detector_table(result, plain=plain))
+    for line in note_lines(result):
+        console.print(line, soft_wrap=True, markup=False)
+    return 0
+
+
 # --------------------------------------------------------------------------- report
 def cmd_report(args: argparse.Namespace) -> int:
     """Verdicts and the paper's figures redrawn from the fixtures: report.md, report.html, figures/*.png."""
@@ -443,6 +468,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     model = SSCDModel(args.sscd_model, size=args.size, resize=args.resize)
     score_fixture(root, Path(args.images), model)
     print(f"scored {root} with {model.name} on the images in {args.images}", file=sys.stderr)
+    from memharness.mitigation.scoring import has_mitigation_images, score_mitigation_images
+
+    if has_mitigation_images(root, Path(args.images)):  # `memharness mitigate --images DIR` wrote them
+        score_mitigation_images(root, Path(args.images), model)
+        print(f"scored the mitigated images in {Path(args.images) / 'mitigation'}", file=sys.stderr)
     return 0
 
 
@@ -560,6 +590,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="under each table, k(t) and w0(t) per group as inline charts (DDIM, g = 7.5)")
     check.set_defaults(func=cmd_check)
 
+    detect = sub.add_parser("detect", help="memorization detectors (App H's δ(t), Wen et al.) scored on a "
+                                           "model's fixture: AUC, TPR at 1%% FPR, detection step")
+    detect.add_argument("--model", metavar="M", help=f"model id (default {DEFAULT_MODEL})")
+    detect.add_argument("--fixtures", metavar="DIR", help="fixture folder (default: fixtures/<model>)")
+    detect.add_argument("--gamma", type=float, default=0.2, metavar="γ",
+                        help="App H's margin: flag at δ > −γ (default 0.2, Fig 25)")
+    detect.add_argument("--window", type=_positive_int, default=10, metavar="K",
+                        help="δ score = max δ over states 1..K (default 10)")
+    detect.add_argument("--rho2", type=float, metavar="R",
+                        help="ρ², the squared data norm the online reference x̂0(t) is rescaled to "
+                             "(default d, the latent size: unit-variance latents)")
+    detect.add_argument("--wen-start", type=int, default=0, metavar="S", help="Wen score from step S (default 0)")
+    detect.add_argument("--wen-end", type=int, default=1, metavar="E",
+                        help="Wen score up to step E, exclusive (default 1: the first step only)")
+    detect.add_argument("--wen-generations", type=_positive_int, default=4, metavar="N",
+                        help="Wen score over the first N seeds (default 4)")
+    detect.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    detect.set_defaults(func=cmd_detect)
+
     report = sub.add_parser("report", help="verdicts and the paper's figures redrawn from the fixtures, "
                                            "as report.md and a self-contained report.html")
     report.add_argument("--model", action="append", metavar="M",
@@ -645,6 +694,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the negative control: each memorized prompt's image appears once "
                                 "(writes digits-control.safetensors)")
     zoo_train.set_defaults(func=cmd_zoo_train)
+
+    from memharness.mitigation.commands import add_parsers as add_mitigation_parsers
+
+    add_mitigation_parsers(sub, _positive_int)  # mitigate, generate (App H)
 
     models = sub.add_parser("models", help="list the model cards")
     models.set_defaults(func=cmd_models)

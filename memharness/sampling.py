@@ -12,14 +12,17 @@ backend can match ``pipe(...)`` exactly:
   unconditional pass for g < 1, which would ignore g; we do not);
 - no clipping of x̂0, ever.
 
-Step hooks see every step's state for recording, detection and mitigation.
+Step hooks see every step's state for recording, detection and mitigation. A guidance
+policy (``guidance_policy=``) chooses g per seed at each step from both predictions, before
+Eq 8 is applied (App H's mitigation, Jain et al.'s transition point); with a policy both ε_u
+and ε_c are computed at every step, g == 1 included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -38,14 +41,39 @@ class StepState:
     t: int  # timestep of the input state
     alpha_bar: float  # ᾱ_t
     alpha_bar_prev: float  # ᾱ of the state this step produces
-    guidance_scale: float  # g (Eq 8)
+    guidance_scale: float  # the nominal g (Eq 8) of the call
     x_t: torch.Tensor  # (N, C, H, W) input state
-    eps_uncond: torch.Tensor | None  # ε_θ(x_t, e_∅), None when g == 1
+    eps_uncond: torch.Tensor | None  # ε_θ(x_t, e_∅), None when g == 1 without a policy
     eps_cond: torch.Tensor  # ε_θ(x_t, e_c)
-    x0_hat: torch.Tensor  # x̂0(t) from the guided ε̃ (Eq 5 with Eq 8)
+    x0_hat: torch.Tensor  # x̂0(t) from the guided ε̃ actually used (Eq 5 with Eq 8)
+    guidance_used: torch.Tensor | None = None  # (N,) float64 CPU: the g each seed was guided with
 
 
 StepHook = Callable[[StepState], None]
+
+
+@dataclass(frozen=True)
+class PolicyInput:
+    """What a guidance policy sees at step ``step``: both predictions, before Eq 8 is applied."""
+
+    step: int
+    t: int
+    alpha_bar: float  # ᾱ_t of x_t
+    alpha_bar_prev: float
+    guidance_scale: float  # the nominal g of the call
+    x_T: torch.Tensor  # (N, C, H, W)
+    x_t: torch.Tensor
+    eps_uncond: torch.Tensor  # ε_θ(x_t, e_∅)
+    eps_cond: torch.Tensor  # ε_θ(x_t, e_c)
+    x0_hat: torch.Tensor  # x̂0(t) at the nominal g (Eq 5 with Eq 8), what App H's δ reads
+
+
+class GuidancePolicy(Protocol):
+    """Per-seed guidance: ``reset`` before the first step, then one call per step → g of shape (N,)."""
+
+    def reset(self, num_seeds: int, num_steps: int) -> None: ...
+
+    def __call__(self, state: PolicyInput) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -53,6 +81,7 @@ class SampleResult:
     x_T: torch.Tensor  # (N, C, H, W) initial latents
     x_0: torch.Tensor  # (N, C, H, W) final latents
     timesteps: tuple[int, ...]
+    guidance_used: torch.Tensor | None = None  # (N, S) float64 CPU: g per seed and step
 
 
 def initial_latents(
@@ -79,8 +108,13 @@ def sample(
     sampler: str = "ddim",
     num_inference_steps: int = 50,
     hooks: Sequence[StepHook] = (),
+    guidance_policy: GuidancePolicy | None = None,
 ) -> SampleResult:
-    """Denoise ``len(seeds)`` latents for one prompt's conditioning ``cond``."""
+    """Denoise ``len(seeds)`` latents for one prompt's conditioning ``cond``.
+
+    ``guidance_policy``: per-seed g at each step (see :class:`GuidancePolicy`); None keeps
+    ``guidance_scale`` for every seed and step with diffusers' exact arithmetic.
+    """
     if sampler not in SAMPLERS:
         raise MemharnessError(f"--sampler: unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if not seeds:
@@ -89,16 +123,32 @@ def sample(
     prediction_type = denoiser.card.prediction_type
     timesteps = [int(t) for t in schedule.timesteps(num_inference_steps)]
     x_T, generators = initial_latents(seeds, denoiser.card.latent_shape, dtype=denoiser.dtype, device=denoiser.device)
-    need_uncond = guidance_scale != 1.0
+    need_uncond = guidance_scale != 1.0 or guidance_policy is not None
+    if guidance_policy is not None:
+        guidance_policy.reset(len(seeds), len(timesteps))
+    used = []
     x_t = x_T
     for step, t in enumerate(timesteps):
         out_u, out_c = denoiser.model_output(x_t, t, cond, need_uncond=need_uncond)
-        # Eq 8, in diffusers' form u + g(c − u), applied in the model's output space.
-        output = out_c if out_u is None else out_u + guidance_scale * (out_c - out_u)
-
         ab_value = schedule.alpha_bar(t)
         ab_prev_value = schedule.alpha_bar_prev(t, num_inference_steps, sampler=sampler)
         alpha_bar, alpha_bar_prev = _scalar(ab_value, x_t), _scalar(ab_prev_value, x_t)
+        if guidance_policy is None:
+            # Eq 8, in diffusers' form u + g(c − u), applied in the model's output space.
+            output = out_c if out_u is None else out_u + guidance_scale * (out_c - out_u)
+            g_used = torch.full((x_t.shape[0],), float(guidance_scale), dtype=torch.float64)
+        else:
+            nominal = out_u + guidance_scale * (out_c - out_u)  # Eq 8 at the nominal g
+            g_used = _policy_guidance(guidance_policy, PolicyInput(
+                step=step, t=t, alpha_bar=ab_value, alpha_bar_prev=ab_prev_value,
+                guidance_scale=float(guidance_scale), x_T=x_T, x_t=x_t,
+                eps_uncond=epsilon_from_output(out_u, x_t, alpha_bar, prediction_type),
+                eps_cond=epsilon_from_output(out_c, x_t, alpha_bar, prediction_type),
+                x0_hat=x0_from_output(nominal, x_t, alpha_bar, prediction_type),
+            ), x_t.shape[0])
+            g = g_used.to(device=out_c.device, dtype=out_c.dtype).reshape(-1, *([1] * (out_c.dim() - 1)))
+            output = out_u + g * (out_c - out_u)  # Eq 8 with one g per seed; g = 0 gives ε_u exactly
+        used.append(g_used)
         x0_hat = x0_from_output(output, x_t, alpha_bar, prediction_type)  # Eq 5
         eps = epsilon_from_output(output, x_t, alpha_bar, prediction_type)
 
@@ -113,6 +163,7 @@ def sample(
                 eps_uncond=None if out_u is None else epsilon_from_output(out_u, x_t, alpha_bar, prediction_type),
                 eps_cond=epsilon_from_output(out_c, x_t, alpha_bar, prediction_type),
                 x0_hat=x0_hat,
+                guidance_used=g_used,
             )
             for hook in hooks:
                 hook(state)
@@ -136,4 +187,15 @@ def sample(
                 variance = torch.clamp(beta_prod_t_prev / beta_prod_t * current_beta_t, min=1e-20)
                 mean = mean + variance ** (0.5) * z.to(x_t.device)
             x_t = mean
-    return SampleResult(x_T=x_T, x_0=x_t, timesteps=tuple(timesteps))
+    return SampleResult(x_T=x_T, x_0=x_t, timesteps=tuple(timesteps), guidance_used=torch.stack(used, dim=1))
+
+
+def _policy_guidance(policy: GuidancePolicy, state: PolicyInput, n: int) -> torch.Tensor:
+    """The policy's g for each of the n seeds, as float64 on the CPU."""
+    value = torch.as_tensor(policy(state)).detach().to(device="cpu", dtype=torch.float64)
+    if value.dim() == 0:
+        value = value.expand(n)
+    if value.shape != (n,) or not bool(torch.isfinite(value).all()):
+        raise MemharnessError(f"guidance_policy: step {state.step} returned g of shape {tuple(value.shape)}; "
+                              f"expected {n} finite values, one per seed")
+    return value.clone()

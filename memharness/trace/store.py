@@ -4,6 +4,7 @@ Layout::
 
     manifest.json              schema version, card, scheduler, prompts, runs, scores, sha256 per file
     <sampler>/<prompt>.safetensors   arrays of schema.GROUP_ARRAYS per guidance scale, plus x
+    mitigation/<prompt>.safetensors  optional: guidance-policy runs (``memharness mitigate``), per method
 
 Every write goes to a temporary file in the same folder and is renamed into
 place, so an interrupted trace leaves whole files; the manifest is rewritten
@@ -127,6 +128,18 @@ def _validate_manifest(manifest: dict[str, Any], path: Path) -> None:
                     value = entry.get("score") if isinstance(entry, dict) else None
                     if not isinstance(value, (int, float)) or not np.isfinite(value):
                         raise bad(f"scores.values.{run_name}.{gkey}.{pid}", "needs a finite 'score'")
+    mitigation = manifest.get("mitigation")
+    if mitigation is not None:
+        if not (isinstance(mitigation, dict) and isinstance(mitigation.get("settings"), dict)
+                and isinstance(mitigation.get("files"), dict)):
+            raise bad("key 'mitigation'", "needs the objects 'settings' and 'files'")
+        if not (isinstance(mitigation["settings"].get("seeds"), list)
+                and isinstance(mitigation["settings"].get("methods"), dict)):
+            raise bad("mitigation.settings", "needs the list 'seeds' and the object 'methods'")
+        for pid, entry in mitigation["files"].items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("file"), str)
+                    and isinstance(entry.get("sha256"), str)):
+                raise bad(f"mitigation.files.{pid}", "needs string 'file' and 'sha256'")
 
 
 class FixtureWriter:
@@ -171,11 +184,21 @@ class FixtureWriter:
         if existing is None:
             runs[sampler] = {"settings": settings, "files": {}}
             self.manifest.pop("scores", None)  # scores describe the old run
+            if (self.manifest.get("mitigation") or {}).get("settings", {}).get("sampler") == sampler:
+                self.manifest.pop("mitigation")  # mitigation runs pair with the old run's seeds
             self._save()
         return RunWriter(self, sampler)
 
     def write_scores(self, scores: dict[str, Any]) -> None:
         self.manifest["scores"] = scores
+        self._save()
+
+    def write_section(self, key: str, value: dict[str, Any] | None) -> None:
+        """Set (None: remove) a top-level manifest section such as "mitigation", atomically."""
+        if value is None:
+            self.manifest.pop(key, None)
+        else:
+            self.manifest[key] = value
         self._save()
 
 
@@ -280,12 +303,17 @@ class Fixture:
                 f"{self.root}: run {sampler!r} lacks prompt {prompt_id!r} (interrupted trace?); "
                 "run the same `memharness trace` command again to finish it"
             )
+        self._cache[key] = self._read_verified(entry, "memharness trace")
+        return self._cache[key]
+
+    def _read_verified(self, entry: dict[str, Any], command: str) -> dict[str, np.ndarray]:
+        """A manifest file entry's arrays, checked: present, checksum, safetensors, finite."""
         path = self.root / entry["file"]
         if not path.is_file():
-            raise MemharnessError(f"{path}: missing; re-run `memharness trace` to record it")
+            raise MemharnessError(f"{path}: missing; re-run `{command}` to record it")
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise MemharnessError(f"{path}: checksum mismatch (changed or truncated); re-run `memharness trace`")
+            raise MemharnessError(f"{path}: checksum mismatch (changed or truncated); re-run `{command}`")
         try:
             arrays = st_load(data)
         except (SafetensorError, ValueError) as exc:
@@ -293,6 +321,43 @@ class Fixture:
         for name, value in arrays.items():
             if not np.all(np.isfinite(value)):
                 raise MemharnessError(f"{path}: array {name} contains NaN or infinity; re-record this prompt")
+        return arrays
+
+    def prompt_arrays(self, sampler: str, prompt_id: str) -> dict[str, np.ndarray]:
+        """One prompt's verified arrays of a run (x and every guidance scale's), as stored."""
+        if sampler not in self.runs:
+            raise MemharnessError(f"{self.root}: no {sampler!r} run in this fixture")
+        return self._load_prompt(sampler, prompt_id)
+
+    @property
+    def mitigation(self) -> dict[str, Any] | None:
+        """The "mitigation" section (``memharness mitigate``), or None."""
+        return self.manifest.get("mitigation")
+
+    def mitigation_arrays(self, prompt_id: str) -> dict[str, np.ndarray]:
+        """One prompt's mitigation arrays, verified: per method <m>/switch_step, <m>/train_cos (N,),
+        <m>/latent_score (3,) = Eq 9's (train, generate, score) on latents."""
+        section = self.mitigation
+        if section is None:
+            raise MemharnessError(f"{self.root}: no mitigation runs; record them with `memharness mitigate`")
+        key = ("mitigation", prompt_id)
+        if key in self._cache:
+            return self._cache[key]
+        entry = section["files"].get(prompt_id)
+        if entry is None:
+            raise MemharnessError(
+                f"{self.root}: the mitigation runs lack prompt {prompt_id!r} (interrupted?); "
+                "run the same `memharness mitigate` command again to finish them"
+            )
+        arrays = self._read_verified(entry, "memharness mitigate")
+        n = len(section["settings"]["seeds"])
+        for method in section["settings"]["methods"]:
+            for name, shape in (("switch_step", (n,)), ("train_cos", (n,)), ("latent_score", (3,))):
+                value = arrays.get(f"{method}/{name}")
+                if value is None or value.shape != shape:
+                    got = None if value is None else value.shape
+                    raise MemharnessError(f"{self.root / entry['file']}: array {method}/{name} has shape {got}, "
+                                          f"expected {shape}")
         self._cache[key] = arrays
         return arrays
 
@@ -347,3 +412,6 @@ class Fixture:
         for sampler in self.runs:
             for g in self.guidance_scales(sampler):
                 self.group(sampler, g)
+        if self.mitigation is not None:
+            for prompt in self.prompts:
+                self.mitigation_arrays(prompt["id"])

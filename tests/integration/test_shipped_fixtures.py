@@ -37,6 +37,7 @@ def regenerated(tmp_path_factory) -> Path:
 def test_shipped_fixture_equals_a_fresh_trace(regenerated):
     want, got = _manifest(SHIPPED), _manifest(regenerated)
     scores_want, scores_got = want.pop("scores"), got.pop("scores")
+    want.pop("mitigation")  # `memharness mitigate` adds it; checked below
     assert got == want
     assert scores_got["scorer"] == scores_want["scorer"]
     for run in want["runs"].values():
@@ -65,3 +66,25 @@ def test_first_step_k_tracks_g_for_memorized_and_not_for_normal():
         k = overestimation(fixture.group("ddim", g))[..., 0].mean(1)  # first step, mean over seeds
         assert np.all(np.abs(k[kinds] / g - 1) < 0.05), k[kinds] / g
         assert np.all(k[~kinds] / g < 0.85), k[~kinds] / g
+
+
+def test_rerunning_mitigate_for_one_prompt_reproduces_the_shipped_arrays(tmp_path, capsys):
+    """`memharness mitigate --model analytic` recorded fixtures/analytic/mitigation; one prompt again."""
+    import shutil
+
+    copy = tmp_path / "analytic"
+    shutil.copytree(SHIPPED, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["mitigation"]["files"]["mem-03"]  # as if the run had stopped before this prompt
+    (copy / "mitigation" / "mem-03.safetensors").unlink()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["mitigate", "--model", "analytic", "--fixtures", str(copy)]) == 0
+    assert "31 already done" in capsys.readouterr().err
+    want, got = Fixture(SHIPPED).mitigation_arrays("mem-03"), Fixture(copy).mitigation_arrays("mem-03")
+    assert got.keys() == want.keys() and len(want) == 9  # 3 methods × switch_step, train_cos, latent_score
+    for key in want:
+        if key.endswith("switch_step"):
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+        else:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    assert Fixture(copy).mitigation["settings"] == Fixture(SHIPPED).mitigation["settings"]

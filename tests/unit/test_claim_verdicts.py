@@ -28,7 +28,7 @@ from tests.helpers import (
 )
 
 SPECS = {spec.id: spec for spec in load_specs()}
-AWAITING_DATA = {"realtime-detection", "mitigation", "prompt-categories"}  # SKIP on analytic fixtures
+AWAITING_DATA = {"mitigation", "prompt-categories"}  # SKIP on analytic fixtures
 # The prompt-blind model still predicts noise well and keeps ε_u free of x: these two need their own models.
 HOLD_WITHOUT_MEMORIZATION = {"predictions-follow-noise", "unconditional-blind"}
 MEASURED = sorted(set(SPECS) - AWAITING_DATA)

@@ -2,7 +2,9 @@
 
 from memharness.claims.checks import (  # noqa: F401  (importing registers the checks)
     decomposition,
+    detection,
     diversity,
+    mitigation,
     noise,
     overestimation,
     overfitting,

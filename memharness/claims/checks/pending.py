@@ -1,4 +1,4 @@
-"""Claims whose data other commands record: detection and mitigation runs (App H), Webster categories (Table 1)."""
+"""Claims whose data other commands record: Webster categories (Table 1)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,6 @@ from memharness.claims.checks._common import Context
 from memharness.claims.checks._registry import register
 from memharness.claims.statistics import Decision
 from memharness.claims.verdict import Outcome
-
-
-@register("realtime-detection")
-def realtime_detection(ctx: Context):
-    """App H: δ(t) > −γ flags memorized prompts within the first few steps."""
-    if "detection" not in ctx.fixture.manifest:
-        return ctx.skip("the fixture has no detection runs (δ(t) recorded during sampling); "
-                        "they come with the detection and mitigation commands")
-    return ctx.skip("detection runs are present but this version cannot read them")
-
-
-@register("mitigation")
-def mitigation(ctx: Context):
-    """App H, Fig 25: switching guidance off once flagged lowers SSCD_train of memorized prompts."""
-    if "mitigation" not in ctx.fixture.manifest:
-        return ctx.skip("the fixture has no mitigation runs; they come with `memharness generate --mitigate`")
-    return ctx.skip("mitigation runs are present but this version cannot read them")
 
 
 @register("prompt-categories")
