@@ -17,7 +17,6 @@ from memharness.trace.store import Fixture
 
 CLAIM = "linear-in-guidance"
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED_BASELINE = REPO / "reports" / "baselines" / "analytic.json"
 
 
 def one_line_error(rc: int, err: str, *needles: str) -> None:
@@ -222,17 +221,19 @@ def test_bad_baseline(small_fixture_master, tmp_path, capsys, content, needles):
     assert out == ""
 
 
-# --------------------------------------------------------------------------- the shipped baseline
-def test_shipped_baseline_is_current():
-    """reports/baselines/analytic.json against the shipped fixtures: what .ci/run checks.
+# --------------------------------------------------------------------------- the shipped baselines
+@pytest.mark.parametrize("model", ["analytic", "digits"])
+def test_shipped_baseline_is_current(model):
+    """reports/baselines/<model>.json against the shipped fixtures: what .ci/run checks.
 
     A failure here means a claim's number moved: refresh the baseline as reports/baselines/README.md says.
     """
-    text = SHIPPED_BASELINE.read_text()
+    path = REPO / "reports" / "baselines" / f"{model}.json"
+    text = path.read_text()
     assert str(REPO) not in text and "/home/" not in text and "/tmp/" not in text
-    baselines = load_baseline(SHIPPED_BASELINE)
-    assert set(baselines) == {"analytic"}
+    baselines = load_baseline(path)
+    assert set(baselines) == {model}
     specs = load_specs()
-    verdicts = memharness.claims.run_claims(Fixture(REPO / "fixtures" / "analytic"), specs)
-    changes = compare(baselines["analytic"], verdicts, {s.id: s.regression_tolerance for s in specs})
+    verdicts = memharness.claims.run_claims(Fixture(REPO / "fixtures" / model), specs)
+    changes = compare(baselines[model], verdicts, {s.id: s.regression_tolerance for s in specs})
     assert [c.reason for c in changes if c.is_regression] == []
