@@ -53,3 +53,21 @@ class Denoiser(Protocol):
         self, x_t: torch.Tensor, t: int, cond: Any, *, need_uncond: bool
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(unconditional or None, conditional) outputs for ``x_t`` of shape (N, *latent_shape)."""
+
+
+def guided_unet_outputs(
+    unet: Any, x_t: torch.Tensor, t: int, e_c: torch.Tensor, e_u: torch.Tensor, *, need_uncond: bool
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(out_u, out_c) of a diffusers ``UNet2DConditionModel`` for N latents and one prompt's embeddings
+    (1, tokens, dim): one call on the batch [uncond × N, cond × N] as StableDiffusionPipeline stacks
+    it (so results match ``pipe()`` bit for bit); out_u is None when ``need_uncond`` is False (g = 1)."""
+    import torch
+
+    n = x_t.shape[0]
+    timestep = torch.tensor(int(t), dtype=torch.int64, device=x_t.device)
+    if need_uncond:
+        embeds = torch.cat([e_u.repeat(n, 1, 1), e_c.repeat(n, 1, 1)])
+        out = unet(torch.cat([x_t] * 2), timestep, encoder_hidden_states=embeds, return_dict=False)[0]
+        out_u, out_c = out.chunk(2)
+        return out_u, out_c
+    return None, unet(x_t, timestep, encoder_hidden_states=e_c.repeat(n, 1, 1), return_dict=False)[0]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from memharness.errors import MemharnessError
-from memharness.models.base import Prompt
+from memharness.models.base import Prompt, guided_unet_outputs
 from memharness.models.card import ModelCard
 from memharness.schedule import NoiseSchedule
 
@@ -233,17 +233,7 @@ class DiffusersDenoiser:
         self, x_t: torch.Tensor, t: int, cond: tuple[torch.Tensor, torch.Tensor], *, need_uncond: bool
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         e_c, e_u = cond
-        n = x_t.shape[0]
-        timestep = torch.tensor(int(t), dtype=torch.int64, device=x_t.device)
-        if need_uncond:
-            # One UNet call for both, batch [uncond × N, cond × N], as the pipeline stacks them.
-            latents = torch.cat([x_t] * 2)
-            embeds = torch.cat([e_u.repeat(n, 1, 1), e_c.repeat(n, 1, 1)])
-            out = self.pipe.unet(latents, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
-            out_u, out_c = out.chunk(2)
-            return out_u, out_c
-        out = self.pipe.unet(x_t, timestep, encoder_hidden_states=e_c.repeat(n, 1, 1), return_dict=False)[0]
-        return None, out
+        return guided_unet_outputs(self.pipe.unet, x_t, t, e_c, e_u, need_uncond=need_uncond)
 
     @torch.no_grad()
     def paired_latent(self, prompt: Prompt) -> torch.Tensor:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from memharness.errors import MemharnessError
-from memharness.models.base import Prompt
+from memharness.models.base import Prompt, guided_unet_outputs
 from memharness.models.card import ModelCard
 
 FORMAT = "memharness-zoo-digits/1"
@@ -203,16 +203,7 @@ class DigitsDenoiser:
         self, x_t: torch.Tensor, t: int, cond: tuple[torch.Tensor, torch.Tensor], *, need_uncond: bool
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         e_c, e_u = cond
-        n = x_t.shape[0]
-        timestep = torch.tensor(int(t), dtype=torch.int64, device=x_t.device)
-        if need_uncond:
-            # One UNet call for both, batch [uncond × N, cond × N], as diffusers' pipeline stacks them.
-            latents = torch.cat([x_t] * 2)
-            embeds = torch.cat([e_u.expand(n, -1, -1), e_c.expand(n, -1, -1)])
-            out_u, out_c = self.unet(latents, timestep, encoder_hidden_states=embeds, return_dict=False)[0].chunk(2)
-            return out_u, out_c
-        out = self.unet(x_t, timestep, encoder_hidden_states=e_c.expand(n, -1, -1), return_dict=False)[0]
-        return None, out
+        return guided_unet_outputs(self.unet, x_t, t, e_c, e_u, need_uncond=need_uncond)
 
     def to_pixels(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents back to the digits' 0–16 pixel scale (for looking at samples; scores use latents)."""
