@@ -36,6 +36,14 @@ def _console(stream=None):
     return Console(file=out, highlight=False, soft_wrap=False, width=width, **kwargs), plain
 
 
+def _progress(console, plain: bool, verb: str, unit: str):
+    """The progress bar of long commands (off when plain: CI logs, NO_COLOR); ``unit`` may name task fields."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(f"[bold]{verb}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn(unit), TimeRemainingColumn(), console=console, disable=plain, transient=True)
+
+
 def _emit(text: str, output: str | None, *, option: str = "--output") -> None:
     """Print, or write FILE atomically (its folder is created)."""
     if not output:
@@ -255,18 +263,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- trace
 def cmd_trace(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from memharness.models import load_card, load_denoiser
     from memharness.scoring.latent import write_latent_scores
     from memharness.trace.tracer import trace
 
     card = load_card(args.model or DEFAULT_MODEL) if args.model or not args.model_path else None
-    if card is not None and card.backend == "analytic":
-        if args.dtype is not None:
-            raise MemharnessError("--dtype: the analytic model always runs in float64")
-        if args.images:
-            raise MemharnessError("--images: the analytic model has no decoder; its scores use latents")
+    if card is not None and card.backend == "analytic" and args.images:
+        raise MemharnessError("--images: the analytic model has no decoder; its scores use latents")
     prompts = None
     if args.prompts:
         from memharness.data import load_prompt_file
@@ -289,16 +292,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     skipped = 0
     per_prompt = settings.unet_evaluations()
-    with Progress(
-        TextColumn("[bold]trace[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("prompts · {task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=plain,
-        transient=True,
-    ) as bar:
+    with _progress(console, plain, "trace", "prompts · {task.fields[rate]}") as bar:
         scales = ",".join(f"{g:g}" for g in settings.guidance)
         label = f"{card.id} {args.sampler} {len(settings.seeds)} seeds g={scales}"
         task = bar.add_task(label, total=None, rate="")

@@ -12,29 +12,19 @@ from memharness.mitigation.constants import DEFAULT_GAMMA, DEFAULT_TRANSITION_T,
 
 
 def _load(args: argparse.Namespace):
-    """(card or None, denoiser) as ``trace`` loads them: --model's card, or the card of --model-path."""
+    """The denoiser as ``trace`` loads it: --model's card, or the card of --model-path."""
     from memharness.cli import DEFAULT_MODEL, _device
     from memharness.models import load_card, load_denoiser
 
     card = load_card(args.model or DEFAULT_MODEL) if args.model or not args.model_path else None
-    if card is not None and card.backend == "analytic" and args.dtype is not None:
-        raise MemharnessError("--dtype: the analytic model always runs in float64")
-    denoiser = load_denoiser(card, device=_device(args.device, card, None), model_path=args.model_path,
-                             dtype=args.dtype, sampler="ddim")
-    return denoiser
-
-
-def _progress(console, plain: bool, verb: str, unit: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn(f"[bold]{verb}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn(unit), TimeRemainingColumn(), console=console, disable=plain, transient=True)
+    return load_denoiser(card, device=_device(args.device, card, None), model_path=args.model_path,
+                         dtype=args.dtype, sampler="ddim")
 
 
 # --------------------------------------------------------------------------- mitigate
 def cmd_mitigate(args: argparse.Namespace) -> int:
     """Sample the fixture's prompts with each mitigation method; write its "mitigation" section."""
-    from memharness.cli import DEFAULT_MODEL, _console, default_fixture_dir
+    from memharness.cli import DEFAULT_MODEL, _console, _progress, default_fixture_dir
     from memharness.mitigation.record import MitigationSettings, record_mitigation, summarize
 
     if not args.fixtures and args.model_path and not args.model:
@@ -95,7 +85,7 @@ def _prompt(args: argparse.Namespace, denoiser):
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Sample one prompt with δ(t) detection (App H), optionally mitigated; write images and JSON."""
-    from memharness.cli import _console
+    from memharness.cli import _console, _progress
     from memharness.mitigation.generation import generate, write_generation
 
     out = Path(args.out)

@@ -31,6 +31,8 @@ def load_denoiser(
     if model_path:
         raise MemharnessError(f"--model-path {model_path}: model {card.id} ({card.backend}) has no weights to load")
     if card.backend == "analytic":
+        if dtype is not None:
+            raise MemharnessError("--dtype: the analytic model always runs in float64")
         from memharness.models.analytic import AnalyticDenoiser
 
         return AnalyticDenoiser(card, device=device)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from memharness.errors import MemharnessError
-from memharness.models.base import Prompt
+from memharness.models.base import Prompt, prompt_index
 from memharness.models.card import ModelCard
 from memharness.schedule import NoiseSchedule
 
@@ -148,10 +148,7 @@ class AnalyticDenoiser:
         return list(self._prompts)
 
     def _index(self, prompt: Prompt) -> int:
-        for i, known in enumerate(self._prompts):
-            if known.id == prompt.id:
-                return i
-        raise MemharnessError(f"analytic model: unknown prompt {prompt.id!r}; it knows only its own prompts")
+        return prompt_index(self._prompts, prompt, model="analytic")
 
     def encode(self, prompt: Prompt) -> int:
         return int(self.mixture.prompt_component[self._index(prompt)])

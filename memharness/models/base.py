@@ -27,6 +27,17 @@ class Prompt:
         return {"id": self.id, "text": self.text, "kind": self.kind, "image": self.image, "category": self.category}
 
 
+def prompt_index(prompts: list[Prompt], prompt: Prompt, *, model: str) -> int:
+    """Position of ``prompt`` (by id) among a model's own ``prompts``; models with built-in prompts
+    know no others."""
+    from memharness.errors import MemharnessError
+
+    for i, known in enumerate(prompts):
+        if known.id == prompt.id:
+            return i
+    raise MemharnessError(f"{model} model: unknown prompt {prompt.id!r}; it knows only its own prompts")
+
+
 class Denoiser(Protocol):
     """Noise predictions for a batch of latents at one timestep.
 

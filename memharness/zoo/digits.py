@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from memharness.errors import MemharnessError
-from memharness.models.base import Prompt, guided_unet_outputs
+from memharness.models.base import Prompt, guided_unet_outputs, prompt_index
 from memharness.models.card import ModelCard
 
 FORMAT = "memharness-zoo-digits/1"
@@ -184,10 +184,7 @@ class DigitsDenoiser:
         return list(self._prompts)
 
     def _index(self, prompt: Prompt) -> int:
-        for i, known in enumerate(self._prompts):
-            if known.id == prompt.id:
-                return i
-        raise MemharnessError(f"digits model: unknown prompt {prompt.id!r}; it knows only its own prompts")
+        return prompt_index(self._prompts, prompt, model="digits")
 
     def encode(self, prompt: Prompt) -> tuple[torch.Tensor, torch.Tensor]:
         """(e_c, e_∅): the prompt's and the null prompt's learned embeddings, (1, tokens, dim) each."""
