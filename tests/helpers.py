@@ -84,6 +84,11 @@ def write_random_scores(root, *, seed: int) -> None:
     _write_scores(root, lambda prompts: rng.uniform(0.3, 1.0, size=len(prompts)), scorer="random (test)")
 
 
+def write_scores(root, draw, *, scorer: str = "fixed (test)") -> None:
+    """Scores from ``draw(prompts)``, the same at every guidance scale."""
+    _write_scores(root, draw, scorer=scorer)
+
+
 def _write_scores(root, draw, *, scorer: str) -> None:
     from memharness.trace import schema
     from memharness.trace.store import Fixture, FixtureWriter

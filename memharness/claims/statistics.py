@@ -1,19 +1,20 @@
-"""Decision rules shared by the claim checks.
+"""Decision rules shared by the claim checks: one verdict rule, with an effect-size floor.
 
-Every rule returns a Decision whose outcome follows one policy:
+Every rule measures an effect with a two-sided (1 − α) confidence interval and compares the
+interval with the claim's floor, the smallest effect the claim calls meaningful:
 
-- INCONCLUSIVE when a group is smaller than ``min_group``;
-- PASS when the effect is significant at α, or the CI clears the bound, in the paper's direction;
-- FAIL when the data rule the effect out: reversed, or the CI lies wholly on the wrong side
-  of the bound (for group comparisons and correlations: the CI excludes an effect of the
-  size the claim calls meaningful, ``min_auc`` / ``min_r``);
-- INCONCLUSIVE otherwise (neither shown nor ruled out: the CI straddles the bound).
+- PASS: the CI lies entirely beyond the floor, in the paper's direction;
+- FAIL: the CI lies entirely short of the floor (an effect significantly reversed is short of
+  every floor on the paper's side);
+- INCONCLUSIVE: the CI straddles the floor, or a group has fewer than ``min_group`` prompts.
+
+Significance alone never PASSes: p-values are reported beside the CI, not used to decide.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,7 +22,7 @@ from scipy import stats
 
 from memharness.claims.verdict import Outcome
 
-CONFIDENCE = 0.95
+DEFAULT_ALPHA = 0.05
 _N_RESAMPLES = 2000
 
 
@@ -34,22 +35,41 @@ class Decision:
     test: str | None = None
     statistic: float | None = None
     p_value: float | None = None
+    floor: str | None = None  # the floor the CI was held against, e.g. "AUC > 0.75"
+    higher_is_stronger: bool = True  # which side of the floor is the paper's
 
 
-def bootstrap_mean_ci(values: np.ndarray, *, seed: int = 0) -> tuple[float, float]:
-    """95 % BCa bootstrap CI of the mean (scipy.stats.bootstrap), deterministic for a seed."""
+def against_floor(ci: tuple[float, float], floor: float, *, higher: bool) -> Outcome:
+    """The rule itself: PASS beyond the floor, FAIL short of it, INCONCLUSIVE astride."""
+    lo, hi = ci
+    beyond, short = (lo > floor, hi < floor) if higher else (hi < floor, lo > floor)
+    return Outcome.PASS if beyond else Outcome.FAIL if short else Outcome.INCONCLUSIVE
+
+
+def _confidence(alpha: float) -> float:
+    return 1.0 - alpha
+
+
+def bootstrap_ci(values: np.ndarray, *, statistic: Callable = np.mean, alpha: float = DEFAULT_ALPHA,
+                 seed: int = 0) -> tuple[float, float]:
+    """Two-sided (1 − α) BCa bootstrap CI of a statistic (scipy.stats.bootstrap), deterministic for a seed."""
     values = np.asarray(values, dtype=np.float64)
     if values.size < 2 or np.ptp(values) == 0:
-        return float(values.mean()), float(values.mean())
+        centre = float(statistic(values))
+        return centre, centre
     for method in ("BCa", "percentile"):  # BCa degenerates on near-constant data
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the degenerate case is handled by the fallback
-            res = stats.bootstrap((values,), np.mean, confidence_level=CONFIDENCE, n_resamples=_N_RESAMPLES,
-                                  method=method, rng=np.random.default_rng(seed))
+            res = stats.bootstrap((values,), statistic, confidence_level=_confidence(alpha),
+                                  n_resamples=_N_RESAMPLES, method=method, rng=np.random.default_rng(seed))
         lo, hi = res.confidence_interval
         if np.isfinite(lo) and np.isfinite(hi):
             break
     return float(lo), float(hi)
+
+
+def bootstrap_mean_ci(values: np.ndarray, *, alpha: float = DEFAULT_ALPHA, seed: int = 0) -> tuple[float, float]:
+    return bootstrap_ci(values, alpha=alpha, seed=seed)
 
 
 def interval_vs_band(ci: tuple[float, float], lower: float, upper: float) -> str:
@@ -70,6 +90,10 @@ def _too_few(what: str, sizes: dict[str, int], min_group: int) -> Decision | Non
     return Decision(Outcome.INCONCLUSIVE, f"{what}: {size} {name} prompts, fewer than {min_group}")
 
 
+def _ci_text(ci: tuple[float, float]) -> str:
+    return f"[{ci[0]:.3g}, {ci[1]:.3g}]"
+
+
 def _auc(first: np.ndarray, second: np.ndarray, axis: int = -1) -> np.ndarray:
     """P(first > second) + ½ P(tie): the Mann-Whitney U over n1·n2, from ranks (vectorised for the
     bootstrap; pairwise differences would cost n1·n2 memory per resample)."""
@@ -81,14 +105,22 @@ def _auc(first: np.ndarray, second: np.ndarray, axis: int = -1) -> np.ndarray:
     return (ranks[..., :n1].sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n2)
 
 
+def _two_sample_ci(first: np.ndarray, second: np.ndarray, statistic: Callable, *, alpha: float,
+                   seed: int) -> tuple[float, float]:
+    res = stats.bootstrap((first, second), statistic, paired=False, vectorized=True,
+                          confidence_level=_confidence(alpha), n_resamples=_N_RESAMPLES, method="percentile",
+                          rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def compare_groups(
     memorized: np.ndarray, normal: np.ndarray, *, alternative: str, what: str,
-    alpha: float = 0.05, min_group: int = 5, min_auc: float = 0.75, seed: int = 0,
+    alpha: float = DEFAULT_ALPHA, min_group: int = 5, min_auc: float = 0.75, seed: int = 0,
 ) -> Decision:
-    """Memorized against normal prompts, one-sided Mann-Whitney U; the measured value is the AUC.
+    """Memorized against normal prompts: the AUC with a two-sample bootstrap CI, floor ``min_auc``.
 
     alternative 'greater': the paper says memorized values are larger; 'less': smaller.
-    AUC = P(memorized beats normal in that direction), 0.5 = no difference.
+    AUC = P(memorized beats normal in that direction); 0.5 = no difference.
     """
     mem, norm = np.asarray(memorized, np.float64), np.asarray(normal, np.float64)
     early = _too_few(what, {"memorized": mem.size, "normal": norm.size}, min_group)
@@ -97,119 +129,120 @@ def compare_groups(
     sign = 1.0 if alternative == "greater" else -1.0
     auc = float(_auc(sign * mem, sign * norm))
     test = stats.mannwhitneyu(mem, norm, alternative=alternative)
-    res = stats.bootstrap((sign * mem, sign * norm), lambda a, b, axis=-1: _auc(a, b), paired=False,
-                          vectorized=True, confidence_level=CONFIDENCE, n_resamples=_N_RESAMPLES,
-                          method="percentile", rng=np.random.default_rng(seed))
-    ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
-    base = dict(measured=auc, ci=ci, test=f"Mann-Whitney U (memorized {alternative} than normal)",
-                statistic=float(test.statistic), p_value=float(test.pvalue))
+    ci = _two_sample_ci(sign * mem, sign * norm, lambda a, b, axis=-1: _auc(a, b), alpha=alpha, seed=seed)
     word = "larger" if alternative == "greater" else "smaller"
-    if test.pvalue < alpha and auc > 0.5:
-        return Decision(Outcome.PASS, f"{what} {word} for memorized prompts (AUC {auc:.2f}, p={test.pvalue:.2g})",
-                        **base)
-    if ci[1] < min_auc:
-        return Decision(Outcome.FAIL, f"{what} not {word} for memorized prompts: AUC {auc:.2f}, "
-                                      f"CI below {min_auc:g}", **base)
-    return Decision(Outcome.INCONCLUSIVE, f"{what}: AUC {auc:.2f}, p={test.pvalue:.2g}, neither shown nor ruled out",
-                    **base)
+    outcome = against_floor(ci, min_auc, higher=True)
+    verb = {Outcome.PASS: f"{word} for memorized prompts", Outcome.FAIL: f"not clearly {word} for memorized prompts",
+            Outcome.INCONCLUSIVE: f"{word} for memorized prompts?"}[outcome]
+    return Decision(outcome, f"{what} {verb} (AUC {auc:.2f} {_ci_text(ci)}, floor {min_auc:g}, "
+                             f"p={test.pvalue:.2g})",
+                    measured=auc, ci=ci, test=f"AUC, memorized {alternative} than normal (Mann-Whitney U)",
+                    statistic=float(test.statistic), p_value=float(test.pvalue), floor=f"AUC > {min_auc:g}")
 
 
-def _mean_with_ci(values, *, what: str, group: str, min_group: int, seed: int):
-    """(early INCONCLUSIVE or None, mean, bootstrap CI) of per-prompt values."""
-    values = np.asarray(values, np.float64)
-    early = _too_few(what, {group: values.size}, min_group)
+def mean_difference(
+    first: np.ndarray, second: np.ndarray, *, min_difference: float, what: str,
+    alpha: float = DEFAULT_ALPHA, min_group: int = 5, seed: int = 0, names: tuple[str, str] = ("memorized", "normal"),
+) -> Decision:
+    """mean(first) − mean(second) with a two-sample bootstrap CI; PASS when it clears ``min_difference``."""
+    a, b = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    early = _too_few(what, {names[0]: a.size, names[1]: b.size}, min_group)
     if early:
-        return early, None, None
-    return None, float(values.mean()), bootstrap_mean_ci(values, seed=seed)
+        return early
+    diff = float(a.mean() - b.mean())
+    ci = _two_sample_ci(a, b, lambda x, y, axis=-1: x.mean(axis=axis) - y.mean(axis=axis), alpha=alpha, seed=seed)
+    outcome = against_floor(ci, min_difference, higher=True)
+    return Decision(outcome, f"{what}: {names[0]} − {names[1]} = {diff:.3g} {_ci_text(ci)}, "
+                             f"floor {min_difference:g}",
+                    measured=diff, ci=ci, test=f"difference of means ({names[0]} − {names[1]}), bootstrap CI",
+                    floor=f"difference > {min_difference:g}")
 
 
 def against_bound(
-    values: np.ndarray, *, bound: float, direction: str, what: str, min_group: int = 5, seed: int = 0,
-    group: str = "memorized",
+    values: np.ndarray, *, bound: float, direction: str, what: str, alpha: float = DEFAULT_ALPHA,
+    min_group: int = 5, seed: int = 0, group: str = "memorized", centre: str = "mean",
 ) -> Decision:
-    """The mean of per-prompt values against a one-sided bound ('>' or '<'), by its bootstrap CI."""
-    early, mean, ci = _mean_with_ci(values, what=what, group=group, min_group=min_group, seed=seed)
+    """The mean (or median) of per-prompt values against a one-sided bound ('>' or '<'), by its CI."""
+    values = np.asarray(values, np.float64)
+    early = _too_few(what, {group: values.size}, min_group)
     if early:
         return early
-    base = dict(measured=mean, ci=ci, test=f"bootstrap CI of the mean against {direction} {bound:g}")
-    above = direction == ">"
-    if (ci[0] > bound) if above else (ci[1] < bound):
-        return Decision(Outcome.PASS, f"{what} = {mean:.3g} {direction} {bound:g}", **base)
-    if (ci[1] <= bound) if above else (ci[0] >= bound):
-        return Decision(Outcome.FAIL, f"{what} = {mean:.3g}, not {direction} {bound:g}", **base)
-    return Decision(Outcome.INCONCLUSIVE, f"{what} = {mean:.3g}: CI straddles {bound:g}", **base)
+    statistic = np.median if centre == "median" else np.mean
+    value = float(statistic(values))
+    ci = bootstrap_ci(values, statistic=statistic, alpha=alpha, seed=seed)
+    outcome = against_floor(ci, bound, higher=direction == ">")
+    relation = {Outcome.PASS: direction, Outcome.FAIL: f"not {direction}", Outcome.INCONCLUSIVE: f"{direction}?"}
+    return Decision(outcome, f"{what} = {value:.3g} {_ci_text(ci)}, {relation[outcome]} {bound:g}",
+                    measured=value, ci=ci, test=f"bootstrap CI of the {centre} against {direction} {bound:g}",
+                    floor=f"{centre} {direction} {bound:g}", higher_is_stronger=direction == ">")
 
 
 def within_band(
-    values: np.ndarray, *, lower: float, upper: float, what: str, min_group: int = 5, seed: int = 0,
-    group: str = "memorized",
+    values: np.ndarray, *, lower: float, upper: float, what: str, alpha: float = DEFAULT_ALPHA,
+    min_group: int = 5, seed: int = 0, group: str = "memorized",
 ) -> Decision:
-    """The mean of per-prompt values inside [lower, upper], by its bootstrap CI."""
-    early, mean, ci = _mean_with_ci(values, what=what, group=group, min_group=min_group, seed=seed)
+    """The mean of per-prompt values inside [lower, upper], by its bootstrap CI (the band is the floor)."""
+    values = np.asarray(values, np.float64)
+    early = _too_few(what, {group: values.size}, min_group)
     if early:
         return early
-    base = dict(measured=mean, ci=ci, test=f"bootstrap CI of the mean within [{lower:g}, {upper:g}]")
+    mean, ci = float(values.mean()), bootstrap_ci(values, alpha=alpha, seed=seed)
     position = interval_vs_band(ci, lower, upper)
     band = f"[{lower:g}, {upper:g}]"
-    if position == "inside":
-        return Decision(Outcome.PASS, f"{what} = {mean:.3g}, within {band}", **base)
-    if position == "outside":
-        return Decision(Outcome.FAIL, f"{what} = {mean:.3g}, outside {band}", **base)
-    return Decision(Outcome.INCONCLUSIVE, f"{what} = {mean:.3g}: CI straddles the edge of {band}", **base)
+    outcome = {"inside": Outcome.PASS, "outside": Outcome.FAIL}.get(position, Outcome.INCONCLUSIVE)
+    word = {"inside": "within", "outside": "outside", "straddles": "CI straddles the edge of"}[position]
+    return Decision(outcome, f"{what} = {mean:.3g} {_ci_text(ci)}, {word} {band}", measured=mean, ci=ci,
+                    test=f"bootstrap CI of the mean within {band}", floor=f"mean within {band}")
 
 
 def paired_increase(
-    after: np.ndarray, before: np.ndarray, *, what: str, alpha: float = 0.05, min_group: int = 5,
-    min_increase: float = 0.0, seed: int = 0,
+    after: np.ndarray, before: np.ndarray, *, min_increase: float, what: str, alpha: float = DEFAULT_ALPHA,
+    min_group: int = 5, seed: int = 0,
 ) -> Decision:
-    """after > before per prompt: one-sided Wilcoxon signed-rank; measured = mean increase."""
+    """after − before per prompt; measured = mean increase with its bootstrap CI, floor ``min_increase``."""
     after, before = np.asarray(after, np.float64), np.asarray(before, np.float64)
     early = _too_few(what, {"paired": after.size}, min_group)
     if early:
         return early
     diff = after - before
-    mean = float(diff.mean())
-    ci = bootstrap_mean_ci(diff, seed=seed)
-    if np.all(diff == 0):
-        return Decision(Outcome.FAIL, f"{what}: no prompt changed", measured=0.0, ci=(0.0, 0.0),
-                        test="Wilcoxon signed-rank (one-sided)")
-    test = stats.wilcoxon(after, before, alternative="greater", zero_method="wilcox")
-    base = dict(measured=mean, ci=ci, test="Wilcoxon signed-rank (paired, one-sided)",
-                statistic=float(test.statistic), p_value=float(test.pvalue))
-    if test.pvalue < alpha and mean > 0:
-        return Decision(Outcome.PASS, f"{what} rises by {mean:.3g} on average (p={test.pvalue:.2g})", **base)
-    if ci[1] <= min_increase:
-        return Decision(Outcome.FAIL, f"{what} does not rise: mean change {mean:.3g}", **base)
-    return Decision(Outcome.INCONCLUSIVE, f"{what}: mean change {mean:.3g}, p={test.pvalue:.2g}", **base)
+    mean, ci = float(diff.mean()), bootstrap_ci(diff, alpha=alpha, seed=seed)
+    p_value = statistic = None
+    if np.any(diff != 0):
+        test = stats.wilcoxon(after, before, alternative="greater", zero_method="wilcox")
+        p_value, statistic = float(test.pvalue), float(test.statistic)
+    outcome = against_floor(ci, min_increase, higher=True)
+    p = f", p={p_value:.2g}" if p_value is not None else ""
+    return Decision(outcome, f"{what}: mean change {mean:+.3g} {_ci_text(ci)}, floor {min_increase:+g}{p}",
+                    measured=mean, ci=ci, test="paired mean change, bootstrap CI (Wilcoxon p reported)",
+                    statistic=statistic, p_value=p_value, floor=f"mean change > {min_increase:g}")
 
 
 def correlation(
-    x: np.ndarray, y: np.ndarray, *, sign: int, what: str, alpha: float = 0.05, min_group: int = 5,
+    x: np.ndarray, y: np.ndarray, *, sign: int, what: str, alpha: float = DEFAULT_ALPHA, min_group: int = 5,
     min_r: float = 0.5,
 ) -> Decision:
-    """Pearson r with its Fisher-z CI (scipy); the paper's sign expected, |r| ≥ min_r meaningful."""
+    """Pearson r with its two-sided Fisher-z CI (scipy); PASS when the CI lies beyond sign·min_r."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     early = _too_few(what, {"all": x.size}, max(min_group, 4))
     if early:
         return early
+    floor = f"r {'>' if sign > 0 else '<'} {sign * min_r:g}"
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return Decision(Outcome.FAIL, f"{what}: one variable is constant, no correlation", measured=0.0,
-                        test="Pearson r")
-    res = stats.pearsonr(x, y, alternative="greater" if sign > 0 else "less")
-    two_sided = stats.pearsonr(x, y).confidence_interval(confidence_level=CONFIDENCE)
-    r, ci = float(res.statistic), (float(two_sided.low), float(two_sided.high))
-    base = dict(measured=r, ci=ci, test="Pearson r, Fisher-z CI", statistic=r, p_value=float(res.pvalue))
-    if res.pvalue < alpha and sign * r > 0:
-        return Decision(Outcome.PASS, f"{what}: r = {r:.3f} (p={res.pvalue:.2g})", **base)
-    if (ci[1] < min_r) if sign > 0 else (ci[0] > -min_r):
-        return Decision(Outcome.FAIL, f"{what}: r = {r:.3f}, CI excludes {'' if sign > 0 else '-'}{min_r:g}", **base)
-    return Decision(Outcome.INCONCLUSIVE, f"{what}: r = {r:.3f}, p={res.pvalue:.2g}", **base)
+                        ci=(0.0, 0.0), test="Pearson r", floor=floor, higher_is_stronger=sign > 0)
+    res = stats.pearsonr(x, y)
+    ci_res = res.confidence_interval(confidence_level=_confidence(alpha))
+    r, ci = float(res.statistic), (float(ci_res.low), float(ci_res.high))
+    outcome = against_floor(ci, sign * min_r, higher=sign > 0)
+    return Decision(outcome, f"{what}: r = {r:.3f} {_ci_text(ci)}, floor {sign * min_r:g}", measured=r, ci=ci,
+                    test="Pearson r, Fisher-z CI", statistic=r, p_value=float(res.pvalue), floor=floor,
+                    higher_is_stronger=sign > 0)
 
 
 def combine(decisions: Sequence[Decision], *, primary: int = 0) -> Decision:
     """All parts must PASS: any FAIL fails, else any INCONCLUSIVE is inconclusive.
 
-    The measured value, CI and test are the ``primary`` part's; the reason lists every part.
+    The measured value, CI and test are the ``primary`` part's; the reason and floor list every part.
     """
     outcomes = [d.outcome for d in decisions]
     if Outcome.FAIL in outcomes:
@@ -220,4 +253,6 @@ def combine(decisions: Sequence[Decision], *, primary: int = 0) -> Decision:
         outcome = Outcome.PASS
     reason = "; ".join(f"{d.outcome.value.lower()}: {d.reason}" if len(decisions) > 1 else d.reason
                        for d in decisions)
-    return replace(decisions[primary], outcome=outcome, reason=reason)
+    floors = [d.floor for d in decisions if d.floor]
+    return replace(decisions[primary], outcome=outcome, reason=reason,
+                   floor="; ".join(dict.fromkeys(floors)) or None)

@@ -15,7 +15,7 @@ from memharness.claims.verdict import Verdict
 from memharness.report.matrix import matrix_cells
 from memharness.report.model_report import ModelReport
 from memharness.report.regressions import note_lines, regression_summary, transition_text
-from memharness.report.terminal import measured_text, n_text, summary_line
+from memharness.report.terminal import has_null, header, measured_text, row, summary_line
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0 auto;
@@ -56,10 +56,15 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 def verdict_table_html(report: ModelReport) -> list[str]:
     """The verdict table of the terminal and Markdown reporters, as HTML."""
-    rows = [(f"<td><code>{_e(v.id)}</code></td>", f"<td>{_e(v.reference)}</td>", f"<td>{_e(v.paper)}</td>",
-             f'<td class="num">{_e(measured_text(v))}</td>', f'<td class="num">{_e(n_text(v))}</td>',
-             _verdict_cell(v.verdict.value)) for v in report.verdicts]
-    lines = _table(("claim", "paper ref", "paper value", "measured [95% CI]", "n mem/norm", "verdict"), rows)
+    null = has_null(report.verdicts)
+    rows = []
+    for v in report.verdicts:
+        claim, ref, paper, measured, floor, agreement, n, outcome, *extra = row(v, null=null)
+        rows.append((f"<td><code>{_e(claim)}</code></td>", f"<td>{_e(ref)}</td>", f"<td>{_e(paper)}</td>",
+                     f'<td class="num">{_e(measured)}</td>', f"<td>{_e(floor)}</td>", f"<td>{_e(agreement)}</td>",
+                     f'<td class="num">{_e(n)}</td>', _verdict_cell(outcome),
+                     *(f'<td class="num">{_e(cell)}</td>' for cell in extra)))
+    lines = _table(header(report.verdicts), rows)
     lines.append('<ul class="reasons">')
     lines += [f"<li><code>{_e(v.id)}</code> ({_e(v.verdict.value)}): {_e(v.reason)}</li>" for v in report.verdicts]
     lines += ["</ul>", f"<p>{_e(summary_line(report.verdicts))}</p>"]

@@ -1,6 +1,7 @@
 """The report as JUnit XML for CI systems: one testsuite per model, one testcase per claim.
 
-FAIL and regressions are failures, SKIP is skipped, INCONCLUSIVE passes unless ``strict``.
+FAIL and regressions are failures; SKIP and INCONCLUSIVE are skipped (with the reason), or failures
+with ``strict``: only a PASS counts as passed.
 Claims missing from the run but present in the baseline are not testcases (they are notes).
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 from memharness.claims.verdict import Outcome, Verdict
 from memharness.report.model_report import ModelReport
-from memharness.report.terminal import measured_text, n_text
+from memharness.report.terminal import agreement_text, measured_text, n_text
 
 # Characters XML 1.0 cannot carry at all; a reason is free text.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -45,6 +46,12 @@ def verdict_properties(v: Verdict) -> list[tuple[str, str]]:
         ("n_normal", str(v.n.get("normal", "")) if v.n else ""),
         ("test", v.test or ""),
         ("reference", v.reference),
+        ("scope", v.scope or ""),
+        ("floor", v.floor or ""),
+        ("paper_number", _number(v.paper_number)),
+        ("agreement", agreement_text(v)),
+        ("robust", v.robust or ""),
+        ("null_pass_rate", "n/a" if v.null_note else _number(v.null_pass_rate)),
     ]
 
 
@@ -58,7 +65,7 @@ def _testcase(suite: ET.Element, report: ModelReport, v: Verdict, *, strict: boo
     """Add one claim's testcase; returns its outcome: 'passed', 'failure' or 'skipped'."""
     case = ET.SubElement(suite, "testcase", classname=f"memharness.{report.model}", name=v.id, time="0")
     _properties(case, verdict_properties(v))
-    failing = v.verdict is Outcome.FAIL or (strict and v.verdict is Outcome.INCONCLUSIVE)
+    failing = v.verdict is Outcome.FAIL or (strict and v.verdict is not Outcome.PASS)
     notes = [f"regression against {report.baseline}: {c.reason}" for c in report.regressions if c.claim == v.id]
     messages = ([v.reason] if failing else []) + notes
     kinds = ([v.verdict.value] if failing else []) + (["regression"] if notes else [])
@@ -67,8 +74,8 @@ def _testcase(suite: ET.Element, report: ModelReport, v: Verdict, *, strict: boo
         failure = ET.SubElement(case, "failure", message=_text("; ".join(messages)), type="+".join(kinds))
         failure.text = _text(text)
         outcome = "failure"
-    elif v.verdict is Outcome.SKIP:
-        ET.SubElement(case, "skipped", message=_text(v.reason))
+    elif v.verdict in (Outcome.SKIP, Outcome.INCONCLUSIVE):
+        ET.SubElement(case, "skipped", message=_text(f"{v.verdict.value}: {v.reason}"))
         outcome = "skipped"
     else:
         outcome = "passed"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from memharness.report.matrix import REGRESSED, matrix_cells
 from memharness.report.model_report import ModelReport
 from memharness.report.regressions import note_lines, regression_summary, transition_text
-from memharness.report.terminal import measured_text, n_text, summary_line
+from memharness.report.terminal import has_null, header, row, summary_line
 
 
 def _cell(text: str) -> str:
@@ -24,9 +24,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, right: Seque
 
 def _model_section(report: ModelReport, *, level: str) -> list[str]:
     lines = [f"{level} memharness · {report.model}", ""]
-    rows = [(v.id, v.reference, v.paper, measured_text(v), n_text(v), v.verdict.value) for v in report.verdicts]
-    lines += _table(("claim", "paper ref", "paper value", "measured [95% CI]", "n mem/norm", "verdict"), rows,
-                    right=(4,))
+    null = has_null(report.verdicts)
+    rows = [row(v, null=null) for v in report.verdicts]
+    lines += _table(header(report.verdicts), rows, right=(6, 8))
     lines.append("")
     lines += [f"- **{v.id}** ({v.verdict.value}): {_cell(v.reason)}" for v in report.verdicts]
     lines += ["", summary_line(report.verdicts), ""]

@@ -26,8 +26,8 @@ class ModelReport:
         return tuple(c for c in self.changes or () if c.is_regression)
 
     def failed(self, *, strict: bool = False) -> bool:
-        """A FAIL, a regression, or (strict) an INCONCLUSIVE."""
-        bad = {Outcome.FAIL, Outcome.INCONCLUSIVE} if strict else {Outcome.FAIL}
+        """A FAIL, a regression, or (strict) an INCONCLUSIVE or SKIP: strict means every claim was decided."""
+        bad = {Outcome.FAIL, Outcome.INCONCLUSIVE, Outcome.SKIP} if strict else {Outcome.FAIL}
         return any(v.verdict in bad for v in self.verdicts) or bool(self.regressions)
 
     def to_dict(self, *, with_baseline: bool = True) -> dict[str, Any]:

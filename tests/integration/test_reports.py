@@ -13,25 +13,28 @@ import pytest
 
 import memharness.claims
 from memharness.claims.regression import Change
-from memharness.claims.verdict import Outcome, Verdict
+from memharness.claims.verdict import Agreement, Outcome, Verdict
 from memharness.cli import _console, main
 from memharness.report.junit import junit_xml
 from memharness.report.markdown import markdown_report
 from memharness.report.matrix import verdict_matrix
 from memharness.report.model_report import ModelReport, json_report
 from memharness.report.regressions import regression_table
-from memharness.report.terminal import verdict_table
+from memharness.report.terminal import reason_lines, verdict_table
 
 CLAIM = "linear-in-guidance"
 N = {"memorized": 16, "normal": 16}
 VERDICTS = (
     Verdict(id="alpha", title="A", reference="§3.3, Eq 13", verdict=Outcome.PASS, paper="x̂0(T) ≈ g·x",
             reason="slope 1.007 within [0.9, 1.1]", measured=1.00707, ci=(1.00368, 1.01046), n=N,
-            test="bootstrap CI", p_value=0.0004),
+            test="bootstrap CI", p_value=0.0004, floor="mean within [0.9, 1.1]", paper_number=1.0,
+            agreement=Agreement.MATCHES),
     Verdict(id="beta", title="B", reference="Fig 10f", verdict=Outcome.FAIL, paper="E[w0] > √ᾱ_t",
-            reason="E[w0] − √ᾱ_t = -0.2 < 0", measured=-0.2, ci=(-0.31, -0.09), n=N, test="t-test", p_value=0.9),
+            reason="E[w0] − √ᾱ_t = -0.2 < 0", measured=-0.2, ci=(-0.31, -0.09), n=N, test="t-test", p_value=0.9,
+            floor="mean > 0"),
     Verdict(id="gamma", title="C", reference="Fig 7", verdict=Outcome.INCONCLUSIVE, paper="|r| = 0.7148",
-            reason="only 3 memorized prompts, need 5", measured=0.5, ci=(-0.2, 0.9), n={"memorized": 3, "normal": 9}),
+            reason="only 3 memorized prompts, need 5", measured=0.5, ci=(-0.2, 0.9), n={"memorized": 3, "normal": 9},
+            floor="r < -0.6", paper_number=-0.7148, agreement=Agreement.MATCHES),
     Verdict(id="delta", title="D", reference="App H", verdict=Outcome.SKIP, paper="step 3.31 ± 3.69",
             reason="the fixture has no detection runs"),
 )
@@ -56,15 +59,24 @@ def plain_text(renderable) -> str:
 def test_verdict_table_text():
     assert plain_text(verdict_table("toy", VERDICTS, plain=True)) == """\
 memharness · toy
-+------------------------------------------------------------------------------------------+
-| claim | paper ref   | paper value      | measured [95% CI]   | n mem/norm | verdict      |
-|-------+-------------+------------------+---------------------+------------+--------------|
-| alpha | §3.3, Eq 13 | x̂0(T) ≈ g·x      | 1.007 [1.004, 1.01] |      16/16 | PASS         |
-| beta  | Fig 10f     | E[w0] > √ᾱ_t     | -0.2 [-0.31, -0.09] |      16/16 | FAIL         |
-| gamma | Fig 7       | |r| = 0.7148     | 0.5 [-0.2, 0.9]     |        3/9 | INCONCLUSIVE |
-| delta | App H       | step 3.31 ± 3.69 | —                   |          — | SKIP         |
-+------------------------------------------------------------------------------------------+
++----------------------------------------------------------------------------------------------------------------+
+| claim | paper value      | measured [95% CI]   | floor                  | vs paper | n mem/norm | verdict      |
+|-------+------------------+---------------------+------------------------+----------+------------+--------------|
+| alpha | x̂0(T) ≈ g·x      | 1.007 [1.004, 1.01] | mean within [0.9, 1.1] | matches  |      16/16 | PASS         |
+| beta  | E[w0] > √ᾱ_t     | -0.2 [-0.31, -0.09] | mean > 0               | —        |      16/16 | FAIL         |
+| gamma | |r| = 0.7148     | 0.5 [-0.2, 0.9]     | r < -0.6               | matches  |        3/9 | INCONCLUSIVE |
+| delta | step 3.31 ± 3.69 | —                   | —                      | —        |          — | SKIP         |
++----------------------------------------------------------------------------------------------------------------+
 """
+
+
+def test_verdict_table_with_null_column():
+    with_null = [dataclasses.replace(VERDICTS[0], null_pass_rate=0.05),
+                 dataclasses.replace(VERDICTS[1], null_pass_rate=None, null_note="it reads only the scores")]
+    text = plain_text(verdict_table("toy", with_null, plain=True))
+    assert "| null PASS |" in text.splitlines()[2]
+    assert text.splitlines()[4].endswith("|        5% |") and text.splitlines()[5].endswith("|       n/a |")
+    assert reason_lines(with_null)[1].endswith("; null: n/a, it reads only the scores")
 
 
 def test_matrix_text():
@@ -108,10 +120,10 @@ def test_markdown_text():
     assert markdown_report([TWIN]) == """\
 ## memharness · twin
 
-| claim | paper ref | paper value | measured [95% CI] | n mem/norm | verdict |
-| --- | --- | --- | --- | ---: | --- |
-| alpha | §3.3, Eq 13 | x̂0(T) ≈ g·x | 1.007 [1.004, 1.01] | 16/16 | PASS |
-| beta | Fig 10f | E[w0] > √ᾱ\\_t | -0.2 [-0.31, -0.09] | 16/16 | FAIL |
+| claim | paper ref | paper value | measured [95% CI] | floor | vs paper | n mem/norm | verdict |
+| --- | --- | --- | --- | --- | --- | ---: | --- |
+| alpha | §3.3, Eq 13 | x̂0(T) ≈ g·x | 1.007 [1.004, 1.01] | mean within [0.9, 1.1] | matches | 16/16 | PASS |
+| beta | Fig 10f | E[w0] > √ᾱ\\_t | -0.2 [-0.31, -0.09] | mean > 0 | — | 16/16 | FAIL |
 
 - **alpha** (PASS): slope 1.007 within [0.9, 1.1]
 - **beta** (FAIL): E[w0] − √ᾱ\\_t = -0.2 < 0
@@ -135,7 +147,8 @@ def test_markdown_with_several_models_starts_with_the_matrix():
     lines = text.splitlines()
     assert lines[0] == "## memharness · claims × models"
     assert "| alpha | PASS | PASS ↓ |" in lines
-    assert "| gamma | Fig 7 | \\|r\\| = 0.7148 | 0.5 [-0.2, 0.9] | 3/9 | INCONCLUSIVE |" in lines  # pipes escaped
+    assert ("| gamma | Fig 7 | \\|r\\| = 0.7148 | 0.5 [-0.2, 0.9] | r < -0.6 | matches | 3/9 | INCONCLUSIVE |"
+            in lines)  # pipes escaped
     assert [line for line in lines if line.startswith("### ")] == ["### memharness · toy", "### memharness · twin"]
 
 
@@ -149,16 +162,17 @@ def _props(case: ET.Element) -> dict[str, str]:
     return {p.get("name"): p.get("value") for p in case.find("properties")}
 
 
-@pytest.mark.parametrize(("strict", "failures"), [(False, 3), (True, 4)])
-def test_junit_counts(strict, failures):
+@pytest.mark.parametrize(("strict", "failures", "skipped"), [(False, 3, 2), (True, 5, 0)])
+def test_junit_counts(strict, failures, skipped):
+    """Only a PASS passes: INCONCLUSIVE and SKIP are skipped, or failures with strict."""
     root = ET.fromstring(junit_xml([TOY, TWIN], strict=strict))
     assert root.tag == "testsuites"
     assert (root.get("tests"), root.get("failures"), root.get("skipped"), root.get("errors")) == (
-        "6", str(failures), "1", "0")
+        "6", str(failures), str(skipped), "0")
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == ["memharness.toy", "memharness.twin"]
     assert [(s.get("tests"), s.get("failures"), s.get("skipped")) for s in suites] == [
-        ("4", str(1 + strict), "1"), ("2", "2", "0")]
+        ("4", str(failures - 2), str(skipped)), ("2", "2", "0")]
     for suite in suites:
         assert len(suite.findall("testcase")) == int(suite.get("tests"))
 
@@ -175,8 +189,10 @@ def test_junit_testcases():
     assert failed.get("message") == VERDICTS[1].reason and failed.get("type") == "FAIL"
     assert "paper E[w0] > √ᾱ_t" in failed.text
 
-    assert cases[("memharness.toy", "gamma")].find("failure") is None  # INCONCLUSIVE passes unless strict
-    assert cases[("memharness.toy", "delta")].find("skipped").get("message") == VERDICTS[3].reason
+    inconclusive = cases[("memharness.toy", "gamma")]
+    assert inconclusive.find("failure") is None  # INCONCLUSIVE is skipped unless strict, never passed
+    assert inconclusive.find("skipped").get("message") == f"INCONCLUSIVE: {VERDICTS[2].reason}"
+    assert cases[("memharness.toy", "delta")].find("skipped").get("message") == f"SKIP: {VERDICTS[3].reason}"
 
     regressed = cases[("memharness.twin", "alpha")].find("failure")
     assert regressed.get("type") == "regression"
@@ -227,7 +243,7 @@ def test_check_junit_counts_match_the_verdicts(small_fixture_master, capsys):
     root = ET.fromstring(capsys.readouterr().out)
     assert int(root.get("tests")) == len(verdicts)
     assert int(root.get("failures")) == verdicts.count("FAIL")
-    assert int(root.get("skipped")) == verdicts.count("SKIP")
+    assert int(root.get("skipped")) == verdicts.count("SKIP") + verdicts.count("INCONCLUSIVE")
 
 
 def test_check_markdown(small_fixture_master, capsys):
@@ -284,7 +300,7 @@ def _fake_engine(monkeypatch, outcome: Outcome) -> None:
 
 @pytest.mark.parametrize(
     ("outcome", "rc", "strict_rc"),
-    [(Outcome.PASS, 0, 0), (Outcome.SKIP, 0, 0), (Outcome.INCONCLUSIVE, 0, 1), (Outcome.FAIL, 1, 1)],
+    [(Outcome.PASS, 0, 0), (Outcome.SKIP, 0, 1), (Outcome.INCONCLUSIVE, 0, 1), (Outcome.FAIL, 1, 1)],
 )
 def test_exit_codes(small_fixture_master, monkeypatch, capsys, outcome, rc, strict_rc):
     _fake_engine(monkeypatch, outcome)

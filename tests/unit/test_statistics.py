@@ -1,4 +1,8 @@
-"""The decision rules on synthetic arrays: each outcome is reachable and means what it says."""
+"""The decision rules on synthetic arrays: each outcome is reachable and means what it says.
+
+The rule: PASS when the CI lies beyond the floor, FAIL when it lies short of it, INCONCLUSIVE
+astride; significance alone never PASSes (the small-effect-at-large-n cases below).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from memharness.claims.statistics import (
     combine,
     compare_groups,
     correlation,
+    mean_difference,
     paired_increase,
     within_band,
 )
@@ -62,20 +67,70 @@ def test_within_band(mean, expected):
 
 def test_paired_increase():
     before = rng.uniform(0.3, 0.6, 20)
-    assert paired_increase(before + 0.2, before, what="s").outcome is Outcome.PASS
-    assert paired_increase(before, before, what="s").outcome is Outcome.FAIL
-    assert paired_increase(before - 0.2, before, what="s").outcome is Outcome.FAIL
-    assert paired_increase(before[:3] + 0.2, before[:3], what="s").outcome is Outcome.INCONCLUSIVE
+    rise = paired_increase(before + 0.2, before, min_increase=0.1, what="s")
+    assert rise.outcome is Outcome.PASS and rise.floor == "mean change > 0.1"
+    assert paired_increase(before, before, min_increase=0.1, what="s").outcome is Outcome.FAIL
+    assert paired_increase(before - 0.2, before, min_increase=0.1, what="s").outcome is Outcome.FAIL
+    assert paired_increase(before[:3] + 0.2, before[:3], min_increase=0.1, what="s").outcome is Outcome.INCONCLUSIVE
+
+
+@pytest.mark.parametrize(("shift", "expected"),
+                         [(0.5, Outcome.PASS), (0.0, Outcome.FAIL), (0.12, Outcome.INCONCLUSIVE)])
+def test_mean_difference(shift, expected):
+    r = np.random.default_rng(6)
+    first, second = r.normal(shift, 0.1, 30), r.normal(0.0, 0.1, 30)
+    first += shift - first.mean()
+    second -= second.mean()
+    assert mean_difference(first, second, min_difference=0.1, what="d").outcome is expected
+
+
+# --- significance without size never PASSes (n = 436, the paper's prompt count) -------------------------
+N_PAPER = 436
+
+
+def test_small_auc_at_large_n_is_not_a_pass():
+    r = np.random.default_rng(7)
+    mem, norm = r.normal(0.4, 1, N_PAPER // 2), r.normal(0, 1, N_PAPER // 2)  # AUC ≈ 0.61, p ≪ 0.05
+    decision = compare_groups(mem, norm, alternative="greater", what="v", min_auc=0.75)
+    assert decision.p_value < 1e-3 and 0.55 < decision.measured < 0.68
+    assert decision.outcome is Outcome.FAIL, decision.reason
+
+
+def test_weak_correlation_at_large_n_is_not_a_pass():
+    r = np.random.default_rng(8)
+    x = r.normal(size=N_PAPER)
+    y = 0.25 * x + r.normal(size=N_PAPER)  # r ≈ 0.24, p ≪ 0.05
+    decision = correlation(x, y, sign=1, what="r", min_r=0.9)
+    assert decision.p_value < 1e-3 and 0.15 < decision.measured < 0.35
+    assert decision.outcome is Outcome.FAIL, decision.reason
+
+
+def test_small_drop_at_large_n_is_not_a_pass():
+    r = np.random.default_rng(9)
+    before = r.uniform(0.5, 0.9, N_PAPER)
+    after = before - 0.02 + r.normal(0, 0.02, N_PAPER)  # a drop of 0.02, p ≪ 0.05
+    decision = paired_increase(before, after, min_increase=0.1, what="drop")
+    assert decision.p_value < 1e-3
+    assert decision.outcome is Outcome.FAIL, decision.reason
+
+
+def test_ci_follows_alpha():
+    values = np.random.default_rng(10).normal(1.0, 0.5, 30)
+    wide = against_bound(values, bound=0.0, direction=">", what="k", alpha=0.01).ci
+    narrow = against_bound(values, bound=0.0, direction=">", what="k", alpha=0.2).ci
+    assert wide[0] < narrow[0] and narrow[1] < wide[1]
 
 
 def test_correlation():
     x = np.linspace(0, 1, 40)
     noise = np.random.default_rng(4).normal(0, 0.1, 40)
-    assert correlation(x, x + noise, sign=1, what="r").outcome is Outcome.PASS
-    assert correlation(x, -x + noise, sign=-1, what="r").outcome is Outcome.PASS
+    assert correlation(x, x + noise / 3, sign=1, what="r", min_r=0.9).outcome is Outcome.PASS
+    assert correlation(x, -x + noise / 3, sign=-1, what="r", min_r=0.9).outcome is Outcome.PASS
     assert correlation(x, -x + noise, sign=1, what="r").outcome is Outcome.FAIL
     assert correlation(x, np.random.default_rng(5).normal(0, 1, 40), sign=1, what="r").outcome is Outcome.FAIL
     assert correlation(x, np.ones(40), sign=1, what="r").outcome is Outcome.FAIL
+    moderate = x + np.random.default_rng(4).normal(0, 0.35, 40)  # r ≈ 0.6: significant, short of 0.9
+    assert correlation(x, moderate, sign=1, what="r", min_r=0.9).outcome is not Outcome.PASS
     decision = correlation(x, x + noise, sign=1, what="r")
     assert decision.ci[0] < decision.measured < decision.ci[1]
 

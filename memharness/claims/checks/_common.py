@@ -2,42 +2,56 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from memharness.analysis import decomposition_weights, overestimation_factor, x0_hat_cosine, x0_hat_norm2
 from memharness.claims.labels import THRESHOLD, Labels, memorization_labels
+from memharness.claims.params import SAMPLERS, Param, resolve
 from memharness.claims.spec import ClaimSpec
-from memharness.claims.statistics import Decision
+from memharness.claims.statistics import DEFAULT_ALPHA, Decision
 from memharness.claims.verdict import Outcome, Verdict
 from memharness.schedule import NoiseSchedule
 from memharness.trace.store import Fixture, Group
 
-# Defaults every claim shares; a claim file's ``parameters`` override them.
-COMMON_DEFAULTS: dict[str, Any] = {
-    "label_sampler": "ddim",  # memorization labels come from the scores of the paper's
-    "label_guidance": 7.5,  # setting: DDIM, g = 7.5 (§3.1)
-    "threshold": THRESHOLD,  # §3.1
-    "min_group": 5,  # fewer prompts than this in a group: INCONCLUSIVE
-    "alpha": 0.05,
+# Parameters every claim takes; a check declares its own beside them (``register(params=...)``).
+COMMON_PARAMS: dict[str, Param] = {
+    # Memorization labels come from the scores of the paper's setting: DDIM, g = 7.5 (§3.1).
+    "label_sampler": Param(str, "ddim", choices=SAMPLERS),
+    "label_guidance": Param(float, 7.5, low=0.0, high=100.0),
+    "threshold": Param(float, THRESHOLD, low=0.0, high=1.0),  # §3.1
+    "min_group": Param(int, 5, low=2, high=100_000),  # fewer prompts than this in a group: INCONCLUSIVE
+    "alpha": Param(float, DEFAULT_ALPHA, low=1e-6, high=0.5),  # CIs are two-sided at 1 − α
 }
 
 
-class Context:
-    """One claim checked against one fixture."""
+# Declarations several checks share.
+SAMPLER = Param(str, "ddim", choices=SAMPLERS)
+MIN_AUC = Param(float, 0.75, low=0.5, high=1.0, doc="the AUC a memorized-versus-normal contrast must clear")
+EARLY_STEPS = Param(int, 10, low=1, high=10_000, doc="the first steps, where overestimation lives (Fig 12)")
 
-    def __init__(self, fixture: Fixture, spec: ClaimSpec):
+
+def guidance(default: float) -> Param:
+    return Param(float, default, low=0.0, high=100.0)
+
+
+class Context:
+    """One claim checked against one fixture, with the claim file's parameters validated."""
+
+    def __init__(self, fixture: Fixture, spec: ClaimSpec, *, declared: Mapping[str, Param] | None = None):
+        from memharness.claims.checks._registry import CHECKS
+
         self.fixture, self.spec = fixture, spec
+        if declared is None:
+            declared = CHECKS[spec.id].params if spec.id in CHECKS else COMMON_PARAMS
+        self.params = resolve(declared, spec.parameters, source=spec.source or spec.id)
         self._labels: Labels | None = None
 
-    def param(self, name: str, default: Any = None) -> Any:
-        if name in self.spec.parameters:
-            return self.spec.parameters[name]
-        if name in COMMON_DEFAULTS:
-            return COMMON_DEFAULTS[name]
-        return default
+    def param(self, name: str) -> Any:
+        """A declared parameter's value (the claim file's, else the declaration's default)."""
+        return self.params[name]
 
     @property
     def schedule(self) -> NoiseSchedule:
@@ -74,14 +88,14 @@ class Context:
             return Verdict(id=self.spec.id, title=self.spec.title, reference=self.spec.reference,
                            verdict=Outcome.INCONCLUSIVE, paper=self.spec.paper_value, n=n,
                            reason=f"{' and '.join(small)} prompts, fewer than {least} in a group",
-                           details={"labels": self._label_source()})
+                           details={"labels": self._label_source()}, scope=self.spec.scope)
         return None
 
     def group(self, sampler: str, guidance: float) -> Group:
         return self.fixture.group(sampler, float(guidance))
 
     def decide_opts(self) -> dict[str, Any]:
-        return {"min_group": int(self.param("min_group"))}
+        return {"min_group": self.param("min_group"), "alpha": self.param("alpha")}
 
     def verdict(self, decision: Decision, **details: Any) -> Verdict:
         labels = self.labels()
@@ -92,6 +106,7 @@ class Context:
             id=self.spec.id, title=self.spec.title, reference=self.spec.reference, verdict=decision.outcome,
             paper=self.spec.paper_value, reason=decision.reason, measured=decision.measured, ci=decision.ci, n=n,
             test=decision.test, statistic=decision.statistic, p_value=decision.p_value, details=details,
+            scope=self.spec.scope, floor=decision.floor, higher_is_stronger=decision.higher_is_stronger,
         )
 
     def _label_source(self) -> str:
@@ -100,7 +115,7 @@ class Context:
 
     def skip(self, reason: str) -> Verdict:
         return Verdict(id=self.spec.id, title=self.spec.title, reference=self.spec.reference,
-                       verdict=Outcome.SKIP, paper=self.spec.paper_value, reason=reason)
+                       verdict=Outcome.SKIP, paper=self.spec.paper_value, reason=reason, scope=self.spec.scope)
 
 
 CheckFn = Callable[[Context], Verdict]

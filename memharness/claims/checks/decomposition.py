@@ -2,83 +2,122 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from memharness.analysis import schedule_deviation, severity_sums
-from memharness.claims.checks._common import Context, state_schedule, weights
+from memharness.claims.checks._common import EARLY_STEPS, MIN_AUC, SAMPLER, Context, guidance, state_schedule, weights
 from memharness.claims.checks._registry import register
+from memharness.claims.params import Param
 from memharness.claims.statistics import against_bound, combine, compare_groups, correlation
 from memharness.trace.store import Group
+
+# Eq 14's reference r in x_t ≈ w0·r + wT·x_T: the training latent x (the paper's text) or the
+# generation's own final latent x_0 (what the authors' code decomposes on).
+REFERENCE = Param(str, "x", choices=("x", "x_0"))
 
 
 def _reference_schedule(ctx: Context, group: Group, sampler: str) -> tuple[np.ndarray, np.ndarray]:
     """The curves w0 and wT are compared with: Eq 21 (√ᾱ_t, √(1−ᾱ_t); the paper's plots) or the exact Eq 20."""
-    choice = ctx.param("schedule_reference", "eq21")
+    choice = ctx.param("schedule_reference")
     if choice == "eq20":
         states = np.append(group.timesteps, -1)
         return ctx.schedule.eq20_weights(states, t_start=int(group.timesteps[0]), sampler=sampler)
     return state_schedule(ctx, group, sampler=sampler)
 
 
-@register("decomposition-g1")
+@register("decomposition-g1", params={
+    "sampler": SAMPLER, "guidance": guidance(1.0), "reference": REFERENCE,
+    "schedule_reference": Param(str, "eq21", choices=("eq21", "eq20")),
+    "max_rms": Param(float, 0.1, low=0.0, high=10.0), "min_auc": MIN_AUC,
+})
 def decomposition_g1(ctx: Context):
     """Fig 10a,b: at g = 1, w0 and wT follow √ᾱ_t and √(1−ᾱ_t) more closely for memorized prompts."""
-    sampler, g = ctx.param("sampler", "ddim"), float(ctx.param("guidance", 1.0))
+    sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
     group = ctx.group(sampler, g)
-    w0, wT = weights(group, ctx.param("reference", "x"))
+    w0, wT = weights(group, ctx.param("reference"))
     d0, dT = schedule_deviation(w0.mean(1), wT.mean(1), *_reference_schedule(ctx, group, sampler))
     rms = np.sqrt((d0**2 + dT**2).mean(-1) / 2)  # (P,) over all states
     memorized = ctx.labels().memorized
     return ctx.verdict(combine([
-        against_bound(rms[memorized], bound=float(ctx.param("max_rms", 0.1)), direction="<",
+        against_bound(rms[memorized], bound=ctx.param("max_rms"), direction="<",
                       what="RMS distance of (w0, wT) from the schedule", **ctx.decide_opts()),
         compare_groups(rms[memorized], rms[~memorized], alternative="less",
-                       what="distance from the schedule", **ctx.decide_opts()),
+                       what="distance from the schedule", min_auc=ctx.param("min_auc"), **ctx.decide_opts()),
     ]))
 
 
-@register("early-dominance")
+@register("early-dominance", params={
+    "sampler": SAMPLER, "guidance": guidance(7.5),
+    "references": Param(list, ["x", "x_0"], item=str, choices=("x", "x_0")),
+    "early_steps": EARLY_STEPS, "min_auc": MIN_AUC,
+})
 def early_dominance(ctx: Context):
-    """Fig 10f,h: at g = 7.5, early on w0 overshoots √ᾱ_t and wT undershoots √(1−ᾱ_t), against x and x_0."""
-    sampler, g = ctx.param("sampler", "ddim"), float(ctx.param("guidance", 7.5))
+    """Fig 10f,h: at g = 7.5, early on w0 overshoots √ᾱ_t and wT undershoots √(1−ᾱ_t) for memorized
+    prompts, on x and on x_0, and more than for normal prompts."""
+    sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
     group = ctx.group(sampler, g)
-    early = int(ctx.param("early_steps", 10))
+    early = ctx.param("early_steps")
     memorized = ctx.labels().memorized
+    opts = dict(min_auc=ctx.param("min_auc"), **ctx.decide_opts())
     parts = []
-    for reference in ctx.param("references", ["x", "x_0"]):
+    for reference in ctx.param("references"):
         w0, wT = weights(group, reference)
         d0, dT = schedule_deviation(w0.mean(1), wT.mean(1), *state_schedule(ctx, group, sampler=sampler))
         # States 1..early: the states the first `early` steps produce (state 0 is x_T itself).
         window = slice(1, early + 1)
-        parts.append(against_bound(d0[memorized, window].mean(-1), bound=0.0, direction=">",
-                                   what=f"w0 − √ᾱ_t (on {reference})", **ctx.decide_opts()))
-        parts.append(against_bound(dT[memorized, window].mean(-1), bound=0.0, direction="<",
-                                   what=f"wT − √(1−ᾱ_t) (on {reference})", **ctx.decide_opts()))
+        d0, dT = d0[:, window].mean(-1), dT[:, window].mean(-1)
+        parts += [
+            against_bound(d0[memorized], bound=0.0, direction=">", what=f"w0 − √ᾱ_t (on {reference})",
+                          **ctx.decide_opts()),
+            against_bound(dT[memorized], bound=0.0, direction="<", what=f"wT − √(1−ᾱ_t) (on {reference})",
+                          **ctx.decide_opts()),
+            # The contrast is on δ = (w0 − √ᾱ_t) − (wT − √(1−ᾱ_t)), App H's one-number deviation.
+            compare_groups((d0 - dT)[memorized], (d0 - dT)[~memorized], alternative="greater",
+                           what=f"δ (on {reference})", **opts),
+        ]
     return ctx.verdict(combine(parts))
 
 
-@register("deviation-predicts-severity")
+@register("deviation-predicts-severity", params={
+    "sampler": SAMPLER, "guidance": guidance(7.5), "reference": REFERENCE,
+    "include_final_state": Param(bool, False),
+    "min_r": Param(float, 0.9, low=0.0, high=1.0, doc="floor of r for Σδ and Σ(w0 − √ᾱ) (Fig 11: 0.92)"),
+    "min_r_wT": Param(float, 0.5, low=0.0, high=1.0, doc="floor of r for −Σ(wT − √(1−ᾱ)) (Fig 11: 0.70)"),
+    "early_steps": EARLY_STEPS,
+})
 def deviation_predicts_severity(ctx: Context):
     """Fig 11: the score correlates with Σ(E[w0] − √ᾱ), −Σ(E[wT] − √(1−ᾱ)) and Σ δ(t)."""
-    sampler, g = ctx.param("sampler", "ddim"), float(ctx.param("guidance", 7.5))
+    sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
     group = ctx.group(sampler, g)
-    w0, wT = weights(group, ctx.param("reference", "x"))
+    w0, wT = weights(group, ctx.param("reference"))
     sqrt_ab, sqrt_1mab = state_schedule(ctx, group, sampler=sampler)
     # Σ over t = T … 1: the states each step starts from, not the final x_0.
-    states = slice(0, None if ctx.param("include_final_state", False) else -1)
+    states = slice(0, None if ctx.param("include_final_state") else -1)
     excess, suppression, overall = severity_sums(w0.mean(1)[:, states], wT.mean(1)[:, states],
                                                  sqrt_ab[states], sqrt_1mab[states])
     scores = ctx.labels().scores
-    opts = dict(sign=1, alpha=float(ctx.param("alpha")), min_r=float(ctx.param("min_r", 0.5)), **ctx.decide_opts())
+    opts = dict(sign=1, **ctx.decide_opts())
     parts = [
-        correlation(scores, overall, what="r(score, Σ δ(t))", **opts),
-        correlation(scores, excess, what="r(score, Σ(E[w0] − √ᾱ))", **opts),
-        correlation(scores, suppression, what="r(score, −Σ(E[wT] − √(1−ᾱ)))", **opts),
+        correlation(scores, overall, what="r(score, Σ δ(t))", min_r=ctx.param("min_r"), **opts),
+        correlation(scores, excess, what="r(score, Σ(E[w0] − √ᾱ))", min_r=ctx.param("min_r"), **opts),
+        correlation(scores, suppression, what="r(score, −Σ(E[wT] − √(1−ᾱ)))", min_r=ctx.param("min_r_wT"), **opts),
     ]
-    return ctx.verdict(combine(parts), r=[p.measured for p in parts])
+    decision = combine(parts)
+    # The early window (states 1..early_steps), where the mechanism lives; late states are partly the
+    # score itself (the latent score's train term is cos(x_0, x), close to w0 at the last states).
+    window = slice(1, ctx.param("early_steps") + 1)
+    early_overall = severity_sums(w0.mean(1)[:, window], wT.mean(1)[:, window], sqrt_ab[window],
+                                  sqrt_1mab[window])[2]
+    early_r = correlation(scores, early_overall, what="r(score, Σ δ(t) over the early states)",
+                          min_r=ctx.param("min_r"), **opts)
+    decision = dataclasses.replace(decision, reason=f"{decision.reason}; reported, not decided: {early_r.reason}")
+    return ctx.verdict(decision, r=[p.measured for p in parts], r_early_delta=early_r.measured,
+                       r_early_delta_ci=early_r.ci)

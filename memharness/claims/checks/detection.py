@@ -1,45 +1,60 @@
-"""Real-time detection (App H): δ(t) > −γ flags memorized generations early, and δ is specific to them."""
+"""Real-time detection (App H): δ(t) > −γ flags memorized generations early, and not normal ones."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from memharness.claims.checks._common import Context
+from memharness.claims.checks._common import SAMPLER, Context, guidance
 from memharness.claims.checks._registry import register
-from memharness.claims.statistics import against_bound, combine, compare_groups
+from memharness.claims.params import Param
+from memharness.claims.statistics import against_bound, combine, compare_groups, mean_difference
 from memharness.detection.signals import censored_steps, default_rho2, delta_states, window_score
 
 
-@register("realtime-detection")
+@register("realtime-detection", params={
+    "sampler": SAMPLER, "guidance": guidance(7.5),
+    "reference": Param(str, "online", choices=("online", "train", "final")),
+    "gamma": Param(float, 0.2, low=0.0, high=10.0),
+    "first_state": Param(int, 1, low=0, high=10_000),
+    "horizon": Param(int, None, low=1, high=10_000, nullable=True),
+    "window": Param(int, 10, low=1, high=10_000),
+    "rho2": Param(float, None, low=1e-12, high=1e15, nullable=True),
+    "max_mean_step": Param(float, 7.0, low=0.0, high=10_000.0),
+    "min_flag_gap": Param(float, 0.5, low=0.0, high=1.0),
+    "min_auc": Param(float, 0.75, low=0.5, high=1.0),
+})
 def realtime_detection(ctx: Context):
-    """App H: the mean detection step of memorized prompts is small (paper: 3.31 ± 3.69), and the
-    per-prompt δ score separates memorized from normal prompts (the flag is not raised for everyone)."""
-    sampler, g = ctx.param("sampler", "ddim"), float(ctx.param("guidance", 7.5))
+    """App H: the rule δ(t) > −γ flags memorized generations within a few steps (paper: 3.31 ± 3.69), and
+    it flags them much more often than normal generations; a rule that flags everyone detects nothing."""
+    sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
     group = ctx.group(sampler, g)
-    reference = str(ctx.param("reference", "online"))
+    reference = ctx.param("reference")
     rho2 = ctx.param("rho2")
-    rho2 = default_rho2(ctx.fixture) if rho2 is None else float(rho2)
-    gamma, first = float(ctx.param("gamma", 0.2)), int(ctx.param("first_state", 1))
+    rho2 = default_rho2(ctx.fixture) if rho2 is None else rho2
+    gamma, first = ctx.param("gamma"), ctx.param("first_state")
     n_steps = len(group.timesteps)
-    window = min(int(ctx.param("window", 10)), n_steps - 1)
     d = delta_states(group, ctx.schedule, reference, rho2=rho2)  # (P, N, S)
-    steps = censored_steps(d, gamma=gamma, first_state=first)  # a miss counts as S
-    score = window_score(d, first_state=first, window=window).mean(axis=1)
+    horizon = n_steps if ctx.param("horizon") is None else min(ctx.param("horizon"), n_steps)
+    steps = censored_steps(d[..., :horizon], gamma=gamma, first_state=first)  # a miss counts as horizon
+    flagged = (steps < horizon).mean(axis=1)  # (P,) share of each prompt's seeds flagged
     memorized = ctx.labels().memorized
+    opts = ctx.decide_opts()
     decision = combine([
-        against_bound(steps.mean(axis=1)[memorized], bound=float(ctx.param("max_mean_step", 7.0)), direction="<",
-                      what=f"mean detection step of memorized prompts (γ = {gamma:g}, {reference})",
-                      **ctx.decide_opts()),
-        compare_groups(score[memorized], score[~memorized], alternative="greater",
-                       what=f"max δ ({reference}) over states {first}–{window}", alpha=float(ctx.param("alpha")),
-                       min_auc=float(ctx.param("min_auc", 0.75)), **ctx.decide_opts()),
+        against_bound(steps.mean(axis=1)[memorized], bound=ctx.param("max_mean_step"), direction="<",
+                      what=f"mean detection step of memorized prompts (γ = {gamma:g}, {reference})", **opts),
+        mean_difference(flagged[memorized], flagged[~memorized], min_difference=ctx.param("min_flag_gap"),
+                        what=f"share of seeds flagged within {horizon} steps", **opts),
     ])
-    flagged = steps < n_steps
+    window = min(ctx.param("window"), n_steps - 1)
+    score = window_score(d, first_state=first, window=window).mean(axis=1)
+    separation = compare_groups(score[memorized], score[~memorized], alternative="greater",
+                                what=f"max δ ({reference}) over states {first}–{window}",
+                                min_auc=ctx.param("min_auc"), **opts)
     fpr, tpr = float(flagged[~memorized].mean()), float(flagged[memorized].mean())
-    # App H's rule as stated flags at any step; its false-positive rate is reported, not tested.
-    decision = replace(decision, reason=f"{decision.reason}; at γ = {gamma:g} the rule flags {tpr:.0%} of "
-                                        f"memorized and {fpr:.0%} of normal generations")
-    return ctx.verdict(decision, reference=reference, rho2=rho2, window=window,
-                       step_std_memorized=float(steps[memorized].std()), flagged_memorized=tpr, flagged_normal=fpr)
+    decision = replace(decision, reason=f"{decision.reason}; the rule flags {tpr:.0%} of memorized and {fpr:.0%} "
+                                        f"of normal generations; reported, not decided: {separation.reason}")
+    return ctx.verdict(decision, reference=reference, rho2=rho2, window=window, horizon=horizon,
+                       step_std_memorized=float(steps[memorized].std()), flagged_memorized=tpr, flagged_normal=fpr,
+                       separation_auc=separation.measured)

@@ -2,46 +2,51 @@
 
 from __future__ import annotations
 
-from memharness.claims.checks._common import Context
+from memharness.claims.checks._common import EARLY_STEPS, MIN_AUC, SAMPLER, Context, guidance
 from memharness.claims.checks._registry import register
+from memharness.claims.params import Param
 from memharness.claims.statistics import against_bound, combine, compare_groups, correlation
 
 _PCA_COLUMN = {"centred": 0, "uncentred": 1}
 
 
-@register("diversity-collapse")
+@register("diversity-collapse", params={
+    "sampler": SAMPLER, "guidance": guidance(7.5), "state": Param(int, 10, low=0, high=10_000),
+    "min_r": Param(float, 0.6, low=0.0, high=1.0, doc="floor of |r|, near the paper's 0.71"), "min_auc": MIN_AUC,
+})
 def diversity_collapse(ctx: Context):
     """Fig 7: tr Cov(x_t) across seeds is smaller under memorization; after 10 steps it tracks the score."""
-    sampler, g = ctx.param("sampler", "ddim"), float(ctx.param("guidance", 7.5))
+    sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
     group = ctx.group(sampler, g)
-    state = min(int(ctx.param("state", 10)), group.arrays["trace_cov"].shape[1] - 1)
+    state = min(ctx.param("state"), group.arrays["trace_cov"].shape[1] - 1)
     trace = group.arrays["trace_cov"][:, state].astype(float)
     labels = ctx.labels()
     return ctx.verdict(combine([
         correlation(labels.scores, trace, sign=-1, what=f"Pearson(score, tr Cov) after {state} steps",
-                    alpha=float(ctx.param("alpha")), min_r=float(ctx.param("min_r", 0.5)), **ctx.decide_opts()),
+                    min_r=ctx.param("min_r"), **ctx.decide_opts()),
         compare_groups(trace[labels.memorized], trace[~labels.memorized], alternative="less",
-                       what=f"tr Cov(x_t) after {state} steps", **ctx.decide_opts()),
+                       what=f"tr Cov(x_t) after {state} steps", min_auc=ctx.param("min_auc"), **ctx.decide_opts()),
     ]))
 
 
-@register("update-alignment")
+@register("update-alignment", params={
+    "sampler": SAMPLER, "guidance": guidance(7.5), "pca": Param(str, "uncentred", choices=tuple(_PCA_COLUMN)),
+    "early_steps": EARLY_STEPS, "min_cosine": Param(float, 0.5, low=0.0, high=1.0), "min_auc": MIN_AUC,
+})
 def update_alignment(ctx: Context):
     """Fig 8: early on, the first principal component of Δx = x_{t−1} − x_t points along x for memorized prompts."""
-    sampler, g = ctx.param("sampler", "ddim"), float(ctx.param("guidance", 7.5))
+    sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
-    pca = ctx.param("pca", "uncentred")
-    if pca not in _PCA_COLUMN:
-        return ctx.skip(f"parameter pca must be one of {', '.join(_PCA_COLUMN)}, not {pca!r}")
-    early = int(ctx.param("early_steps", 10))
+    pca = ctx.param("pca")
+    early = ctx.param("early_steps")
     alignment = ctx.group(sampler, g).arrays["pc1_cos_x"][:, :early, _PCA_COLUMN[pca]].mean(1).astype(float)
     memorized = ctx.labels().memorized
     return ctx.verdict(combine([
-        against_bound(alignment[memorized], bound=float(ctx.param("min_cosine", 0.5)), direction=">",
+        against_bound(alignment[memorized], bound=ctx.param("min_cosine"), direction=">",
                       what=f"|cos(PC1(Δx), x)| over the first {early} steps ({pca} PCA)", **ctx.decide_opts()),
         compare_groups(alignment[memorized], alignment[~memorized], alternative="greater",
-                       what="|cos(PC1(Δx), x)|", **ctx.decide_opts()),
+                       what="|cos(PC1(Δx), x)|", min_auc=ctx.param("min_auc"), **ctx.decide_opts()),
     ]), pca=pca)

@@ -8,8 +8,9 @@ import numpy as np
 
 from memharness.claims.checks._common import Context
 from memharness.claims.checks._registry import register
-from memharness.claims.statistics import Decision, paired_increase
-from memharness.claims.verdict import Outcome
+from memharness.claims.params import Param
+from memharness.claims.statistics import combine, mean_difference, paired_increase
+from memharness.mitigation.constants import MITIGATION_METHODS
 from memharness.scoring.latent import LATENT_SCORER
 from memharness.trace import schema
 
@@ -28,15 +29,32 @@ def _mitigated_train(ctx: Context, section: dict, method: str, scorer: str) -> n
     return np.array([float(values[pid]["train"]) for pid in ids])
 
 
-@register("mitigation")
+def _unmitigated_train(ctx: Context, sampler: str, g: float, scorer: str) -> np.ndarray:
+    """Train similarity of the unmitigated generations per prompt, from the same source as the mitigated."""
+    if scorer == LATENT_SCORER:  # from the trajectories, not the scores: a permutation of the scores moves labels only
+        group = ctx.group(sampler, g)
+        x0_x, x0_2, x_2 = group.inner_final("x_0", "x"), group.inner_final("x_0", "x_0"), group.inner_final("x", "x")
+        return (x0_x / np.sqrt(x0_2 * x_2)).mean(axis=1)
+    by_prompt = ctx.fixture.scores["values"][sampler][schema.guidance_key(g)]
+    return np.array([float(by_prompt[pid]["train"]) for pid in ctx.labels().prompt_ids])
+
+
+@register("mitigation", params={
+    "method": Param(str, "delta", choices=MITIGATION_METHODS),
+    "gamma": Param(float, 0.2, low=0.0, high=10.0),
+    "min_drop": Param(float, 0.2, low=0.0, high=2.0, doc="the memorized prompts' mean drop that counts"),
+    "min_excess_drop": Param(float, 0.1, low=0.0, high=2.0,
+                             doc="how much more the memorized prompts must drop than the normal ones"),
+})
 def mitigation(ctx: Context):
-    """App H, Fig 25: SSCD_train (or the latent cos(x_0, x)) of memorized prompts drops with δ mitigation."""
+    """App H, Fig 25: SSCD_train (or the latent cos(x_0, x)) of memorized prompts drops with δ mitigation,
+    and drops more than that of normal prompts (a policy that flags everyone is unconditional sampling)."""
     section = ctx.fixture.mitigation
     if section is None:
         return ctx.skip("the fixture has no mitigation runs; record them with `memharness mitigate --model M`")
     settings = section["settings"]
-    method, gamma = str(ctx.param("method", "delta")), float(ctx.param("gamma", 0.2))
-    sampler, g = str(ctx.param("label_sampler")), float(ctx.param("label_guidance"))
+    method, gamma = ctx.param("method"), ctx.param("gamma")
+    sampler, g = ctx.param("label_sampler"), ctx.param("label_guidance")
     if method not in settings["methods"]:
         return ctx.skip(f"the mitigation runs have no {method!r} method (have {', '.join(settings['methods'])})")
     recorded_gamma = settings["methods"][method].get("gamma")
@@ -45,8 +63,8 @@ def mitigation(ctx: Context):
     if settings.get("sampler") != sampler or float(settings.get("guidance", -1)) != g:
         return ctx.skip(f"the mitigation runs are {settings.get('sampler')} g={settings.get('guidance')}, "
                         f"not the labels' {sampler} g={g:g}")
-    if reason := ctx.missing(sampler, g):
-        return ctx.skip(reason)
+    if early := ctx.preflight(sampler, g):
+        return early
     run = ctx.fixture.runs[sampler]["settings"]
     if settings["seeds"] != run["seeds"] or settings.get("num_inference_steps") != run["num_inference_steps"]:
         return ctx.skip(f"the mitigation runs' seeds or steps differ from the {sampler} run's; re-run "
@@ -56,41 +74,34 @@ def mitigation(ctx: Context):
     after = _mitigated_train(ctx, section, method, scorer)
     if isinstance(after, str):
         return ctx.skip(after)
-    by_prompt = ctx.fixture.scores["values"][sampler][schema.guidance_key(g)]
-    before = np.array([float(by_prompt[pid]["train"]) for pid in labels.prompt_ids])
-    mem = labels.memorized
+    before = _unmitigated_train(ctx, sampler, g, scorer)
+    drop, mem = before - after, labels.memorized
     similarity = "latent cos(x_0, x)" if scorer == LATENT_SCORER else f"SSCD_train ({scorer})"
-    min_drop, least = float(ctx.param("min_drop", 0.1)), int(ctx.param("min_group"))
-    if mem.sum() < least:
-        return ctx.verdict(Decision(Outcome.INCONCLUSIVE, f"{int(mem.sum())} memorized prompts, fewer than {least}"))
-    # Wilcoxon signed-rank, one-sided: unmitigated > mitigated per memorized prompt; measured = mean drop.
-    decision = paired_increase(before[mem], after[mem], what=f"drop in {similarity}", min_increase=min_drop,
-                               **ctx.decide_opts())
-    if decision.measured is not None:
-        b, a = float(before[mem].mean()), float(after[mem].mean())
-        head = f"{similarity} of memorized prompts {b:.3f} → {a:.3f} with {method} (γ = {gamma:g})"
-        p = f", p={decision.p_value:.2g}" if decision.p_value is not None else ""
-        tail = {
-            Outcome.PASS: f": drop {decision.measured:.3g}{p}",
-            Outcome.FAIL: f": no drop of {min_drop:g} or more (mean drop {decision.measured:.3g}, "
-                          f"CI [{decision.ci[0]:.3g}, {decision.ci[1]:.3g}]{p})",
-        }.get(decision.outcome, f": mean drop {decision.measured:.3g}{p}, neither shown nor ruled out")
-        decision = dataclasses.replace(decision, reason=head + tail)
+    opts = ctx.decide_opts()
+    decision = combine([
+        paired_increase(before[mem], after[mem], what=f"drop in {similarity} of memorized prompts",
+                        min_increase=ctx.param("min_drop"), **opts),
+        mean_difference(drop[mem], drop[~mem], min_difference=ctx.param("min_excess_drop"),
+                        what="drop", **opts),
+    ])
+    switch = np.stack([ctx.fixture.mitigation_arrays(pid)[f"{method}/switch_step"] for pid in labels.prompt_ids])
+    flagged = (switch >= 0).mean(axis=1)
+    head = (f"{similarity} with {method} (γ = {gamma:g}): memorized {before[mem].mean():.3f} → "
+            f"{after[mem].mean():.3f}, normal {before[~mem].mean():.3f} → {after[~mem].mean():.3f}; the policy acts "
+            f"on {flagged[mem].mean():.0%} of memorized and {flagged[~mem].mean():.0%} of normal generations")
+    decision = dataclasses.replace(decision, reason=f"{head}; {decision.reason}")
     details = {
-        "similarity": similarity,
-        "before_memorized": float(before[mem].mean()) if mem.any() else None,
-        "after_memorized": float(after[mem].mean()) if mem.any() else None,
-        "gamma": gamma,
-        "method": method,
+        "similarity": similarity, "gamma": gamma, "method": method,
+        "before_memorized": float(before[mem].mean()), "after_memorized": float(after[mem].mean()),
+        "before_normal": float(before[~mem].mean()), "after_normal": float(after[~mem].mean()),
+        "flagged_memorized": float(flagged[mem].mean()), "flagged_normal": float(flagged[~mem].mean()),
     }
     for other in (m for m in settings["methods"] if m != method):  # for comparison, not part of the verdict
         values = _mitigated_train(ctx, section, other, scorer)
-        if not isinstance(values, str) and mem.any():
+        if not isinstance(values, str):
             details[f"after_memorized_{other}"] = float(values[mem].mean())
-    switch = np.stack([ctx.fixture.mitigation_arrays(pid)[f"{method}/switch_step"] for pid in labels.prompt_ids])
-    if mem.any():
-        flagged = switch[mem] >= 0
-        details["flagged_seeds_memorized"] = float(flagged.mean())
-        if flagged.any():
-            details["mean_detection_step_memorized"] = float(switch[mem][flagged].mean())
+            details[f"after_normal_{other}"] = float(values[~mem].mean())
+    flagged_seeds = switch[mem] >= 0
+    if flagged_seeds.any():
+        details["mean_detection_step_memorized"] = float(switch[mem][flagged_seeds].mean())
     return ctx.verdict(decision, **details)

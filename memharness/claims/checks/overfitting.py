@@ -2,60 +2,92 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from memharness.claims.checks._common import Context, x0_error_norm2
+from memharness.claims.checks._common import MIN_AUC, SAMPLER, Context, guidance, x0_error_norm2
 from memharness.claims.checks._registry import register
+from memharness.claims.params import Param
 from memharness.claims.statistics import combine, compare_groups, paired_increase
+from memharness.claims.verdict import Outcome
 from memharness.trace import schema
 
 
-@register("overfit-without-guidance")
+@register("overfit-without-guidance", params={
+    "sampler": SAMPLER, "guidance": guidance(1.0),
+    "steps": Param(list, [1, 10, 50], item=int, low=1, high=10_000), "min_auc": MIN_AUC,
+})
 def overfit_without_guidance(ctx: Context):
     """Fig 1a-c: at g = 1, ‖x̂0(t) − x‖² is smaller for memorized prompts after 1, 10 and 50 steps."""
-    sampler, g = ctx.param("sampler", "ddim"), float(ctx.param("guidance", 1.0))
+    sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
     group = ctx.group(sampler, g)
     err = x0_error_norm2(group).mean(1)  # (P, S), mean over seeds
     memorized = ctx.labels().memorized
-    steps = [int(s) for s in ctx.param("steps", [1, 10, 50])]
+    steps = ctx.param("steps")
     n_steps = err.shape[1]
     parts = []
     for step in steps:
         index = min(step, n_steps) - 1  # "after n steps": x̂0 of the n-th step; short runs use their last
         parts.append(compare_groups(err[memorized, index], err[~memorized, index], alternative="less",
-                                    what=f"‖x̂0 − x‖² after {index + 1} steps", **ctx.decide_opts()))
+                                    what=f"‖x̂0 − x‖² after {index + 1} steps", min_auc=ctx.param("min_auc"),
+                                    **ctx.decide_opts()))
     return ctx.verdict(combine(parts))
 
 
-@register("loss-reversal-with-guidance")
+@register("loss-reversal-with-guidance", params={
+    "sampler": SAMPLER, "guidance": guidance(7.5),
+    "step": Param(int, 1, low=1, high=10_000), "min_auc": MIN_AUC,
+})
 def loss_reversal(ctx: Context):
     """Fig 1d: at g = 7.5 the first-step ‖x̂0(T) − x‖² is larger for memorized prompts (Eq 10's loss rises)."""
-    sampler, g = ctx.param("sampler", "ddim"), float(ctx.param("guidance", 7.5))
+    sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
-    step = int(ctx.param("step", 1)) - 1
+    step = min(ctx.param("step"), len(ctx.group(sampler, g).timesteps)) - 1
     err = x0_error_norm2(ctx.group(sampler, g))[..., step].mean(1)
     memorized = ctx.labels().memorized
     return ctx.verdict(compare_groups(err[memorized], err[~memorized], alternative="greater",
-                                      what=f"‖x̂0 − x‖² after {step + 1} step(s) at g={g:g}", **ctx.decide_opts()))
+                                      what=f"‖x̂0 − x‖² after {step + 1} step(s) at g={g:g}",
+                                      min_auc=ctx.param("min_auc"), **ctx.decide_opts()))
 
 
-@register("guidance-drives-memorization")
+@register("guidance-drives-memorization", params={
+    "sampler": SAMPLER,
+    "without_guidance": guidance(1.0),
+    "with_guidance": guidance(7.5),
+    "min_rise": Param(float, 0.1, low=0.0, high=1.0, doc="the mean paired rise of the score that counts"),
+}, null_not_applicable="it reads only the scores: a permutation moves each prompt's scores at both scales together")
 def guidance_drives_memorization(ctx: Context):
-    """Fig 3: a prompt's memorization score is higher with g = 7.5 than with g = 1 (paired)."""
-    sampler = ctx.param("sampler", "ddim")
-    low, high = float(ctx.param("without_guidance", 1.0)), float(ctx.param("with_guidance", 7.5))
+    """Fig 3: the prompts memorized at g = 7.5 score higher there than at g = 1 (paired, per prompt)."""
+    sampler = ctx.param("sampler")
+    low, high = ctx.param("without_guidance"), ctx.param("with_guidance")
     if early := ctx.preflight(sampler, low, high):
         return early
     values = ctx.fixture.scores["values"].get(sampler, {})
     if schema.guidance_key(low) not in values or schema.guidance_key(high) not in values:
         return ctx.skip(f"the fixture has no memorization scores for {sampler} g={low:g} and g={high:g}")
-    ids = [p["id"] for p in ctx.fixture.prompts]
+    ids = ctx.labels().prompt_ids
     before = np.array([values[schema.guidance_key(low)][pid]["score"] for pid in ids])
     after = np.array([values[schema.guidance_key(high)][pid]["score"] for pid in ids])
+    memorized = ctx.labels().memorized
     scorer = ctx.fixture.scores.get("scorer", "unknown")
-    decision = paired_increase(after, before, what=f"{scorer} score from g={low:g} to g={high:g}",
-                               alpha=float(ctx.param("alpha")), **ctx.decide_opts())
-    return ctx.verdict(decision, scorer=scorer)
+    min_rise, threshold = ctx.param("min_rise"), ctx.param("threshold")
+    already = int((before[memorized] >= threshold).sum())
+    normal_rise = float((after - before)[~memorized].mean()) if (~memorized).any() else float("nan")
+    note = (f"; {already} of {int(memorized.sum())} were memorized at g={low:g} already; "
+            f"normal prompts' mean change {normal_rise:+.3g}")
+    decision = paired_increase(after[memorized], before[memorized],
+                               what=f"{scorer} score of memorized prompts from g={low:g} to g={high:g}",
+                               min_increase=min_rise, **ctx.decide_opts())
+    headroom = float((1.0 - before[memorized]).mean()) if memorized.any() else 1.0
+    if decision.measured is not None and headroom < min_rise:  # no rise of min_rise can show: not a FAIL
+        decision = dataclasses.replace(
+            decision, outcome=Outcome.INCONCLUSIVE,
+            reason=f"{scorer} score saturated: the memorized prompts already score {1 - headroom:.3f} at g={low:g}, "
+                   f"less than the floor {min_rise:g} below the maximum 1, so no rise can show ({decision.reason})")
+    decision = dataclasses.replace(decision, reason=decision.reason + note)
+    return ctx.verdict(decision, scorer=scorer, already_memorized_without_guidance=already,
+                       normal_mean_change=normal_rise)

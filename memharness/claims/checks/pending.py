@@ -6,17 +6,19 @@ from collections import Counter
 
 from memharness.claims.checks._common import Context
 from memharness.claims.checks._registry import register
+from memharness.claims.params import Param
 from memharness.claims.statistics import Decision
 from memharness.claims.verdict import Outcome
 
 
-@register("prompt-categories")
+@register("prompt-categories", params={"paper_counts": Param(dict, {})},
+          null_not_applicable="it reads the prompts' categories, not the scores")
 def prompt_categories(ctx: Context):
     """Table 1: retrievable prompts per Webster category (MV / TV / RV / N) for the model."""
     categories = [p.get("category") for p in ctx.fixture.prompts]
     if not any(categories):
         return ctx.skip("the fixture's prompt set has no Webster categories (MV/TV/RV/N)")
-    table = ctx.param("paper_counts", {})
+    table = ctx.param("paper_counts")
     model = ctx.fixture.model.get("id")
     if model not in table:
         return ctx.skip(f"the paper's Table 1 has no row for model {model!r} (rows: {', '.join(table)})")

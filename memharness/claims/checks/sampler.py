@@ -8,19 +8,24 @@ from pathlib import Path
 
 from memharness.claims.checks._common import Context
 from memharness.claims.checks._registry import CHECKS, register
+from memharness.claims.params import SAMPLERS, Param
 from memharness.claims.spec import load_spec
 from memharness.claims.statistics import Decision, combine
 
 
-@register("sampler-agnostic")
+@register("sampler-agnostic", params={
+    "sampler": Param(str, "ddpm", choices=SAMPLERS),
+    "claims": Param(list, ["overfit-without-guidance", "loss-reversal-with-guidance", "deviation-predicts-severity"],
+                    item=str),
+})
 def sampler_agnostic(ctx: Context):
     """App E, Fig 15-16: the listed claims, re-run on the DDPM run (Eq 22-27), must hold as under DDIM."""
-    sampler = ctx.param("sampler", "ddpm")
+    sampler = ctx.param("sampler")
     if early := ctx.preflight(sampler):
         return early
     folder = Path(ctx.spec.source).parent
     parts, verdicts = [], []
-    for claim_id in ctx.param("claims", []):
+    for claim_id in ctx.param("claims"):
         path = folder / f"{claim_id}.yaml"
         if claim_id not in CHECKS or not path.is_file():
             return ctx.skip(f"parameter claims names {claim_id!r}, which has no claim file or check")
@@ -31,9 +36,8 @@ def sampler_agnostic(ctx: Context):
         if verdict.verdict.value == "SKIP":
             return ctx.skip(f"{claim_id} under {sampler}: {verdict.reason}")
         parts.append(Decision(verdict.verdict, f"{claim_id} {verdict.verdict.value}", measured=verdict.measured,
-                              ci=verdict.ci, test=verdict.test, statistic=verdict.statistic, p_value=verdict.p_value))
-    if not parts:
-        return ctx.skip("parameter claims lists no claims to re-run")
+                              ci=verdict.ci, test=verdict.test, statistic=verdict.statistic, p_value=verdict.p_value,
+                              floor=f"{claim_id}: {verdict.floor}", higher_is_stronger=verdict.higher_is_stronger))
     decision = combine(parts)
     summary = ", ".join(p.reason for p in parts)
     return ctx.verdict(replace(decision, reason=f"under {sampler}: {summary}"),
