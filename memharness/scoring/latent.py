@@ -29,7 +29,10 @@ def latent_scores(final_x0_x: np.ndarray, final_x0_norm2: np.ndarray, x_norm2: n
 def score_fixture_latent(fixture: Fixture) -> dict[str, Any]:
     """Scores of every (run, guidance scale, prompt) of a fixture, in the manifest's form."""
     values: dict[str, Any] = {}
+    incomplete = set(fixture.incomplete_runs())  # an interrupted run is scored once it is finished
     for sampler in fixture.runs:
+        if sampler in incomplete:
+            continue
         values[sampler] = {}
         for g in fixture.guidance_scales(sampler):
             group = fixture.group(sampler, g)
@@ -46,8 +49,16 @@ def score_fixture_latent(fixture: Fixture) -> dict[str, Any]:
     return {"scorer": LATENT_SCORER, "values": values}
 
 
-def write_latent_scores(root) -> dict[str, Any]:
+def write_latent_scores(root, *, replace_other: bool = False) -> dict[str, Any] | None:
+    """Write the latent scores into the fixture at ``root``; returns them.
+
+    Scores carry their scorer. Scores of another scorer (SSCD on images) are never replaced unless
+    ``replace_other``: then nothing is written and None is returned (``trace`` keeps them).
+    """
     fixture = Fixture(root)
+    existing = fixture.scores
+    if existing is not None and existing.get("scorer") != LATENT_SCORER and not replace_other:
+        return None
     scores = score_fixture_latent(fixture)
     writer = FixtureWriter(
         root,

@@ -9,8 +9,16 @@ Layout::
 Every write goes to a temporary file in the same folder and is renamed into
 place, so an interrupted trace leaves whole files; the manifest is rewritten
 after each prompt, which makes tracing resumable prompt by prompt. Reading
-verifies schema version, checksums, shapes and finiteness, and fails with one
-line naming the file.
+verifies schema version, the manifest's schema (``validate.MANIFEST``), that every file it
+names lies inside the folder, checksums, dtypes, shapes and finite magnitudes, and fails with
+one line naming the file and key.
+
+Nothing recorded is lost: a run's manifest entry appears with its first prompt (a trace killed
+before it leaves the fixture as it was), a new run keeps the scores and mitigation runs of the
+others, and replacing a run (``--overwrite``) drops only what was computed from it. A run whose
+files do not cover every prompt is incomplete (:meth:`Fixture.incomplete_runs`); a fixture with
+no complete run cannot be checked (:meth:`Fixture.require_complete_run`). Writers hold the
+folder's lock (``safety.FolderLock``).
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from safetensors.numpy import save as st_save
 
 from memharness import __version__
 from memharness.errors import MemharnessError
-from memharness.trace import schema
+from memharness.trace import schema, validate
+from memharness.trace.safety import check_id, contained
 
 MANIFEST = "manifest.json"
 
@@ -76,9 +85,14 @@ def read_manifest(root: Path) -> dict[str, Any]:
     if not path.is_file():
         raise _no_fixture(root)
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise MemharnessError(f"{path}: not valid JSON; the file is damaged, re-record the fixture") from None
+    except RecursionError:
+        raise MemharnessError(f"{path}: nests deeper than {validate.MAX_DEPTH} levels; the file is damaged, "
+                              "re-record the fixture") from None
+    except OSError as exc:
+        raise MemharnessError(f"{path}: cannot read it ({exc.strerror})") from None
     if not isinstance(manifest, dict):
         raise MemharnessError(f"{path}: not a fixture manifest (expected a JSON object)")
     version = manifest.get("schema_version")
@@ -97,6 +111,7 @@ def _validate_manifest(manifest: dict[str, Any], path: Path) -> None:
     def bad(where: str, what: str) -> MemharnessError:
         return MemharnessError(f"{path}: {where} {what}; the manifest is damaged, re-record the fixture")
 
+    validate.validate(manifest, validate.MANIFEST, str(path), advice="; the manifest is damaged, re-record the fixture")
     for key, kind in (("model", dict), ("prompts", list), ("runs", dict), ("prompt_set", dict)):
         if key not in manifest:
             raise bad(f"key {key!r}", "is missing")
@@ -149,6 +164,8 @@ class FixtureWriter:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise MemharnessError(f"{self.root}: exists and is not a folder; choose another --out")
+        validate.validate_prompts(prompts, "prompts")
+        validate.validate(model, validate.CARD, f"model card {model.get('id')!r}")  # its id names report folders
         digest = prompt_set_hash(prompts)
         if (self.root / MANIFEST).exists():
             self.manifest = read_manifest(self.root)
@@ -182,11 +199,17 @@ class FixtureWriter:
                 )
             existing = None
         if existing is None:
+            replaced = sampler in runs
             runs[sampler] = {"settings": settings, "files": {}}
-            self.manifest.pop("scores", None)  # scores describe the old run
-            if (self.manifest.get("mitigation") or {}).get("settings", {}).get("sampler") == sampler:
-                self.manifest.pop("mitigation")  # mitigation runs pair with the old run's seeds
-            self._save()
+            if replaced:  # --overwrite: what was computed from the old run goes, nothing else
+                values = (self.manifest.get("scores") or {}).get("values", {})
+                values.pop(sampler, None)
+                if "scores" in self.manifest and not values:
+                    self.manifest.pop("scores")
+                if (self.manifest.get("mitigation") or {}).get("settings", {}).get("sampler") == sampler:
+                    self.manifest.pop("mitigation")  # mitigation runs pair with the old run's seeds
+            # Not saved yet: the run appears in the manifest with its first prompt, so a trace that
+            # fails or is killed before it leaves the fixture as it was.
         return RunWriter(self, sampler)
 
     def write_scores(self, scores: dict[str, Any]) -> None:
@@ -211,7 +234,7 @@ class RunWriter:
         entry = self.run["files"].get(prompt_id)
         if entry is None:
             return False
-        path = self.fixture.root / entry["file"]
+        path = contained(self.fixture.root, entry["file"], f"{self.fixture.root / MANIFEST}: runs.{self.sampler}")
         return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
 
     def write_prompt(self, prompt_id: str, x: np.ndarray, groups: dict[float, dict[str, np.ndarray]]) -> None:
@@ -225,6 +248,8 @@ class RunWriter:
 
     def adopt_prompt(self, prompt_id: str, data: bytes) -> None:
         """Store one prompt's safetensors bytes (written here, or by a shard) and record its checksum."""
+        check_id(prompt_id, f"prompt {prompt_id!r}")
+        check_id(self.sampler, f"run {self.sampler!r}")
         rel = f"{self.sampler}/{prompt_id}.safetensors"
         atomic_write_bytes(self.fixture.root / rel, data)
         self.run["files"][prompt_id] = {"file": rel, "sha256": hashlib.sha256(data).hexdigest()}
@@ -286,6 +311,24 @@ class Fixture:
     def runs(self) -> dict[str, Any]:
         return self.manifest["runs"]
 
+    def incomplete_runs(self) -> list[str]:
+        """Runs whose files do not cover every prompt (an interrupted trace)."""
+        ids = {p["id"] for p in self.prompts}
+        return [name for name, run in self.runs.items() if not ids <= set(run["files"])]
+
+    def require_complete_run(self) -> None:
+        """Fail (one line) unless at least one run covers every prompt: nothing to check otherwise."""
+        incomplete = self.incomplete_runs()
+        if len(incomplete) < len(self.runs):
+            return
+        if not self.runs:
+            raise MemharnessError(f"{self.root}: no complete run (the fixture holds no run); record one with "
+                                  "`memharness trace`")
+        name = incomplete[0]
+        done = len(set(self.runs[name]["files"]) & {p["id"] for p in self.prompts})
+        raise MemharnessError(f"{self.root}: no complete run (run {name!r} has {done} of {len(self.prompts)} "
+                              "prompts); run the same `memharness trace` command again to finish it")
+
     @property
     def scores(self) -> dict[str, Any] | None:
         return self.manifest.get("scores")
@@ -308,10 +351,13 @@ class Fixture:
 
     def _read_verified(self, entry: dict[str, Any], command: str) -> dict[str, np.ndarray]:
         """A manifest file entry's arrays, checked: present, checksum, safetensors, finite."""
-        path = self.root / entry["file"]
+        path = contained(self.root, entry["file"], f"{self.root / MANIFEST}: file entry")
         if not path.is_file():
             raise MemharnessError(f"{path}: missing; re-run `{command}` to record it")
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise MemharnessError(f"{path}: cannot read it ({exc.strerror})") from None
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise MemharnessError(f"{path}: checksum mismatch (changed or truncated); re-run `{command}`")
         try:
@@ -319,8 +365,7 @@ class Fixture:
         except (SafetensorError, ValueError) as exc:
             raise MemharnessError(f"{path}: not a readable safetensors file ({exc})") from None
         for name, value in arrays.items():
-            if not np.all(np.isfinite(value)):
-                raise MemharnessError(f"{path}: array {name} contains NaN or infinity; re-record this prompt")
+            validate.check_array(name, value, str(path))
         return arrays
 
     def prompt_arrays(self, sampler: str, prompt_id: str) -> dict[str, np.ndarray]:
