@@ -42,6 +42,7 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 from memharness import __version__
 from memharness.data.prompts import CATEGORIES
 from memharness.errors import MemharnessError
+from memharness.trace.safety import check_id
 from memharness.trace.store import atomic_write_bytes
 
 MANIFEST = "fetch-manifest.json"
@@ -376,12 +377,7 @@ def _check_items(items: Sequence[FetchItem]) -> None:
     for i, item in enumerate(items):
         if not isinstance(item, FetchItem):
             raise MemharnessError(f"items[{i}]: expected a FetchItem, got {type(item).__name__}")
-        if not isinstance(item.id, str) or not item.id.strip():
-            raise MemharnessError(f"items[{i}]: id must be a non-empty string")
-        if (item.id.startswith(".") or len(item.id) > 200
-                or any(c in item.id for c in "/\\\0") or any(ord(c) < 32 for c in item.id)):
-            raise MemharnessError(f"items[{i}]: id {item.id!r} cannot be used as a file name "
-                                  "(no /, \\, control characters or leading dot; at most 200 characters)")
+        check_id(item.id, f"items[{i}]")  # the one id rule of prompt ids, model ids and file names
         folded = item.id.casefold()  # images/A.jpg and images/a.jpg are one file on case-insensitive disks
         if folded in seen:
             raise MemharnessError(f"items[{i}]: id {item.id!r} repeats {seen[folded]!r}")

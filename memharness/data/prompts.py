@@ -2,7 +2,9 @@
 
 JSON Lines (``.jsonl``, one object per line), a JSON array (``.json``) or CSV with a header
 (``.csv``). Fields: ``id`` (unique), ``text``, ``image`` (path, relative to the file's folder),
-optional ``kind`` ("memorized" / "normal", when known) and ``category`` (Webster's MV / TV / RV / N).
+optional ``kind`` ("memorized" / "normal", when known), ``category`` (Webster's MV / TV / RV / N)
+and ``duplicates`` (an integer ≥ 0: copies of the image in training, for model organisms). Ids
+follow the one id rule of ``memharness.trace.safety`` (they become file names).
 For example::
 
     {"id": "p000", "text": "A photo of a cat", "image": "images/p000.jpg"}
@@ -11,14 +13,17 @@ For example::
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from memharness.errors import MemharnessError
 from memharness.models.base import Prompt
+from memharness.trace.safety import check_id
 
-_FIELDS = ("id", "text", "image", "kind", "category")
+_PROMPT_FIELDS = {f.name for f in dataclasses.fields(Prompt)}  # "duplicates" where Prompt carries it
+_FIELDS = ("id", "text", "image", "kind", "category", "duplicates")
 CATEGORIES = ("MV", "TV", "RV", "N")  # Webster (2023): matching, template, retrieved verbatim; none
 
 
@@ -36,12 +41,16 @@ def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
                     rows.append((f"line {number}", json.loads(line)))
                 except json.JSONDecodeError:
                     raise MemharnessError(f"{path}: line {number} is not valid JSON") from None
+                except RecursionError:
+                    raise MemharnessError(f"{path}: line {number} nests too deeply") from None
         return rows
     if path.suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
             raise MemharnessError(f"{path}: not valid JSON") from None
+        except RecursionError:
+            raise MemharnessError(f"{path}: nests too deeply") from None
         if not isinstance(data, list):
             raise MemharnessError(f"{path}: expected a JSON array of prompt objects")
         return [(f"item {i}", row) for i, row in enumerate(data)]
@@ -66,6 +75,15 @@ def load_prompt_file(path: str | Path) -> list[Prompt]:
         unknown = sorted(set(row) - set(_FIELDS))
         if unknown:
             raise MemharnessError(f"{path}: {where} has unknown field {unknown[0]!r}; fields: {', '.join(_FIELDS)}")
+        check_id(row["id"], f"{path}: {where}")
+        duplicates = row.get("duplicates")
+        if duplicates not in (None, ""):
+            if isinstance(duplicates, str) and duplicates.strip().isdigit():
+                duplicates = int(duplicates)  # a CSV cell
+            if not isinstance(duplicates, int) or isinstance(duplicates, bool) or not 0 <= duplicates <= 10**9:
+                raise MemharnessError(f"{path}: {where} field 'duplicates' must be an integer ≥ 0")
+        else:
+            duplicates = None
         if row["id"] in seen:
             raise MemharnessError(f"{path}: {where} repeats id {row['id']!r}")
         if row.get("kind") not in (None, "", "memorized", "normal"):
@@ -76,9 +94,10 @@ def load_prompt_file(path: str | Path) -> list[Prompt]:
         image = row.get("image") or None
         if image is not None and not isinstance(image, str):
             raise MemharnessError(f"{path}: {where} field 'image' must be a path string")
+        extra = {"duplicates": duplicates} if duplicates is not None and "duplicates" in _PROMPT_FIELDS else {}
         prompts.append(Prompt(
             id=row["id"], text=row["text"], kind=row.get("kind") or None, category=row.get("category") or None,
-            image=str((path.parent / image).resolve()) if image else None,
+            image=str((path.parent / image).resolve()) if image else None, **extra,
         ))
     if not prompts:
         raise MemharnessError(f"{path}: no prompts")

@@ -41,6 +41,9 @@ class ModelCard:
                 raise MemharnessError(f"{source}: {key} must be a mapping")
         if not isinstance(data["scheduler"], dict):
             raise MemharnessError(f"{source}: scheduler must be a mapping")
+        from memharness.trace.validate import CARD, validate
+
+        validate(data, CARD, source)  # types, ranges, an id usable as a folder name, a bounded latent shape
         return cls(
             id=str(data["id"]),
             title=str(data["title"]),
@@ -91,4 +94,6 @@ def load_card(name_or_path: str) -> ModelCard:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise MemharnessError(f"{source}: not valid YAML ({exc.__class__.__name__})") from None
+    except RecursionError:
+        raise MemharnessError(f"{source}: nests too deeply") from None
     return ModelCard.from_mapping(data, source=source)

@@ -159,11 +159,11 @@ class DiffusersDenoiser:
         sampler: str = "ddim",
     ) -> DiffusersDenoiser:
         """``from_pretrained`` on a local folder, or on the card's hub id and revision."""
+        _quiet_loading()  # before the import: resolving the pipeline class logs transformers warnings
         from diffusers import AutoencoderKL, StableDiffusionPipeline
 
         torch_device = torch.device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
-        _quiet_loading()
         source = model_path or card.params.get("hub_id")
         if not source:
             raise MemharnessError(f"card {card.id}: no hub_id in the card; pass --model-path DIR")
@@ -191,12 +191,12 @@ class DiffusersDenoiser:
     def from_path(cls, model_path: str, *, device: str = "cpu", dtype: str | None = None,
                   sampler: str = "ddim") -> DiffusersDenoiser:
         """A pipeline folder no card describes; its card (id = folder name) is read off the model."""
-        from diffusers import StableDiffusionPipeline
-
         folder = Path(model_path)
         if not folder.is_dir():
             raise MemharnessError(f"--model-path: {model_path} is not a folder with a diffusers pipeline")
-        _quiet_loading()
+        _quiet_loading()  # before the import: resolving the pipeline class logs transformers warnings
+        from diffusers import StableDiffusionPipeline
+
         torch_device = torch.device(device)
         try:
             pipe = StableDiffusionPipeline.from_pretrained(
