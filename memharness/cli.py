@@ -31,7 +31,7 @@ def _console(stream=None):
     tty = out.isatty()
     plain = bool(os.environ.get("NO_COLOR")) or not tty
     # Logs and files are not 80 columns wide; a terminal keeps its own width.
-    width = None if tty else 120
+    width = None if tty else 160
     kwargs = {"color_system": None} if plain else {}
     return Console(file=out, highlight=False, soft_wrap=False, width=width, **kwargs), plain
 
@@ -45,19 +45,34 @@ def _progress(console, plain: bool, verb: str, unit: str):
 
 
 def _emit(text: str, output: str | None, *, option: str = "--output") -> None:
-    """Print, or write FILE atomically (its folder is created)."""
-    if not output:
+    """Print (no FILE, or "-"), or write FILE: a regular file atomically (its folder is created);
+    a FIFO, device or /dev/stdout in place; through a symlink; never into a fixture folder."""
+    if not output or output == "-":
         sys.stdout.write(text)
+        sys.stdout.flush()
         return
-    from memharness.trace.store import atomic_write_bytes
+    from memharness.trace.safety import write_output
 
     path = Path(output)
     if path.is_dir():
         raise MemharnessError(f"{option}: {path} is a folder; give a file name")
-    try:
-        atomic_write_bytes(path, text.encode())
-    except OSError as exc:
-        raise MemharnessError(f"{option}: cannot write {path} ({exc.strerror})") from None
+    write_output(path, text.encode(), option)
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as typed (for the lock holder's description)."""
+    import shlex
+
+    return shlex.join(["memharness", *getattr(args, "argv", [])])
+
+
+def _writer_lock(folder: Path, args: argparse.Namespace, option: str = "--out"):
+    """The lock every writer of a fixture (or data) folder holds; --wait waits for the holder.
+    Only --out folders are created; --fixtures must exist."""
+    from memharness.trace.safety import FolderLock
+
+    return FolderLock(folder, wait=bool(getattr(args, "wait", False)), option=option, command=_command_line(args),
+                      create=option == "--out")
 
 
 def default_fixture_dir(model: str) -> Path:
@@ -97,6 +112,7 @@ def open_fixture(model: str | None, root: Path):
     recorded = fixture.model.get("id")
     if model is not None and model != recorded:
         raise MemharnessError(f"--model {model}: the fixture at {root} holds model {recorded!r}")
+    fixture.require_complete_run()  # an interrupted or failed trace: exit 2, not a table of SKIPs
     return recorded, fixture
 
 
@@ -124,6 +140,7 @@ def _fixture_info(fixture, root: Path) -> dict:
 def cmd_check(args: argparse.Namespace) -> int:
     """Claims on each model's fixtures → verdicts (+ changes against a baseline) → one report format."""
     from memharness.claims import load_specs, run_claims
+    from memharness.claims.engine import null_pass_rates, with_null
     from memharness.claims.regression import baseline_for, compare, load_baseline
     from memharness.report.model_report import ModelReport, json_report
 
@@ -142,6 +159,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         opened[model] = fixture
         base = baseline_for(baselines, model, Path(args.baseline)) if baselines is not None else None
         verdicts = run_claims(fixture, specs, only=only)
+        if args.null:
+            console, plain = _console(sys.stderr)
+            with _progress(console, plain, f"{model}: label permutations", "permutations") as bar:
+                task = bar.add_task("null", total=args.null)
+                rates = null_pass_rates(fixture, specs, permutations=args.null, seed=args.null_seed, only=only,
+                                        progress=lambda done, total, task=task: bar.update(task, completed=done))
+            verdicts = with_null(verdicts, rates)
         reports.append(ModelReport(
             model=model,
             verdicts=tuple(verdicts),
@@ -247,9 +271,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         reports.append(ModelReport(model=model, verdicts=tuple(run_claims(fixture, specs)),
                                    fixtures=_fixture_info(fixture, root)))
         sources.append(Source(model, fixture, {spec.id: spec for spec in specs}))
+    # Model ids follow the id rule (checked when the manifest is read): reports/<id> stays in reports/.
     out = Path(args.out) if args.out else Path("reports") / "+".join(r.model for r in reports)
     if out.exists() and not out.is_dir():
         raise MemharnessError(f"--out: {out} is a file; give a folder")
+    from memharness.trace.safety import refuse_inside_fixture
+
+    refuse_inside_fixture(out, "--out")
     command = " ".join(["memharness report", *(f"--model {r.model}" for r in reports),
                         *([f"--fixtures {args.fixtures}"] if args.fixtures else []), f"--out {out}"])
     try:
@@ -264,8 +292,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- trace
 def cmd_trace(args: argparse.Namespace) -> int:
     from memharness.models import load_card, load_denoiser
-    from memharness.scoring.latent import write_latent_scores
-    from memharness.trace.tracer import trace
 
     card = load_card(args.model or DEFAULT_MODEL) if args.model or not args.model_path else None
     if card is not None and card.backend == "analytic" and args.images:
@@ -288,6 +314,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if state is not None:
         return _trace_sharded(state, denoiser, out, settings, prompts, prompt_set, args)
 
+    with _writer_lock(out, args):  # one writer per fixture folder: a second one fails at once, naming this one
+        return _trace_locked(denoiser, card, out, settings, prompts, prompt_set, args)
+
+
+def _trace_locked(denoiser, card, out: Path, settings, prompts, prompt_set: str, args: argparse.Namespace) -> int:
+    from memharness.scoring.latent import write_latent_scores
+    from memharness.trace.tracer import trace
+
     console, plain = _console(sys.stderr)
     started = time.perf_counter()
     skipped = 0
@@ -307,14 +341,19 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
         writer = trace(denoiser, out, settings, prompts=prompts, prompt_set=prompt_set,
                        overwrite=args.overwrite, progress=progress)
-    # The latent score (Eq 9 with latent cosines) labels prompts until an image scorer has run.
-    write_latent_scores(out)
+    # The latent score (Eq 9 with latent cosines) labels prompts until an image scorer has run;
+    # scores of another scorer (SSCD) are never replaced here.
+    kept = write_latent_scores(out) is None
     n_prompts = len(writer.manifest["prompts"])
     console.print(
         f"traced {n_prompts} prompts ({skipped} already done) × {len(settings.seeds)} seeds × "
         f"g={', '.join(f'{g:g}' for g in settings.guidance)} with {args.sampler}, {args.steps} steps "
         f"into {out} in {time.perf_counter() - started:.1f} s"
     )
+    if kept:
+        scorer = writer.manifest.get("scores", {}).get("scorer")
+        console.print(f"kept the fixture's {scorer} scores; score new runs with `memharness score --images DIR`",
+                      soft_wrap=True, markup=False)
     return 0
 
 
@@ -330,9 +369,10 @@ def _distributed_state():
 
 
 def _device(name: str, card, state) -> str:
-    """--device auto: this rank's GPU under accelerate, else CUDA when present; the analytic model stays on the CPU."""
+    """--device auto: this rank's GPU under accelerate, else CUDA when present; the analytic model stays on the CPU.
+    Any other name is checked against what torch sees (one line, not a traceback deep in the model)."""
     if name != "auto":
-        return name
+        return _checked_device(name)
     if card is not None and card.backend == "analytic":
         return "cpu"
     if state is not None:
@@ -340,6 +380,28 @@ def _device(name: str, card, state) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _checked_device(name: str) -> str:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise MemharnessError(f"--device: unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MemharnessError(f"--device {name}: torch sees no CUDA device here (torch {torch.__version__}); "
+                                  "use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise MemharnessError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s), "
+                                  f"numbered from 0")
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise MemharnessError(f"--device {name}: torch sees no MPS device here; use --device cpu or auto")
+    elif device.type != "cpu":
+        raise MemharnessError(f"--device {name}: memharness runs on cpu, cuda or mps devices")
+    return name
 
 
 def _trace_sharded(state, denoiser, out: Path, settings, prompts, prompt_set: str, args) -> int:
@@ -357,10 +419,11 @@ def _trace_sharded(state, denoiser, out: Path, settings, prompts, prompt_set: st
               overwrite=args.overwrite)
     state.wait_for_everyone()
     if state.is_main_process:
-        merge_shards(out, world, sampler=settings.sampler, model=denoiser.card.to_dict(),
-                     prompts=[p.to_manifest() for p in all_prompts],
-                     prompt_set=prompt_set, overwrite=args.overwrite)
-        write_latent_scores(out)
+        with _writer_lock(out, args):
+            merge_shards(out, world, sampler=settings.sampler, model=denoiser.card.to_dict(),
+                         prompts=[p.to_manifest() for p in all_prompts],
+                         prompt_set=prompt_set, overwrite=args.overwrite)
+            write_latent_scores(out)
         print(f"traced {len(all_prompts)} prompts on {world} processes into {out} "
               f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     state.wait_for_everyone()
@@ -427,9 +490,10 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
                            concurrency=args.concurrency, max_bytes=args.max_bytes, max_redirects=args.max_redirects)
     out = Path(args.out)
     console, plain = _console(sys.stderr)
-    with Progress(TextColumn("[bold]fetch[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[ok]} ok"), TimeRemainingColumn(), console=console, disable=plain,
-                  transient=True) as bar:
+    with _writer_lock(out, args), Progress(TextColumn("[bold]fetch[/] {task.description}"), BarColumn(),
+                                           MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
+                                           TimeRemainingColumn(), console=console, disable=plain,
+                                           transient=True) as bar:
         task = bar.add_task(args.set, total=len(items), ok=0)
         ok = 0
 
@@ -439,7 +503,7 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
             bar.update(task, completed=done, ok=ok)
 
         results = fetch_images(items, out, options=options, progress=progress)
-    prompts = write_prompt_file(out, items, results)
+        prompts = write_prompt_file(out, items, results)
     failed = Counter(r.reason for r in results if r.status != "ok")
     n_ok = sum(r.status == "ok" for r in results)
     console.print(f"fetched {n_ok} of {len(results)} images into {out / 'images'}; prompts for "
@@ -453,13 +517,31 @@ def cmd_score(args: argparse.Namespace) -> int:
     from memharness.scoring.latent import write_latent_scores
 
     root = Path(args.fixtures) if args.fixtures else default_fixture_dir(args.model or DEFAULT_MODEL)
+    if not (root / "manifest.json").is_file():
+        from memharness.trace.store import Fixture
+
+        Fixture(root)  # one line: no fixture here
     if not args.images:
-        write_latent_scores(root)
+        with _writer_lock(root, args, option="--fixtures"):
+            if write_latent_scores(root, replace_other=args.overwrite) is None:
+                from memharness.trace.store import read_manifest
+
+                scorer = read_manifest(root)["scores"].get("scorer")
+                raise MemharnessError(f"{root}: its scores come from {scorer}; without --images `score` would "
+                                      "replace them with the latent score: pass --overwrite to do so")
         print(f"scored {root} with the latent score (no --images: Eq 9 with latent cosines)", file=sys.stderr)
         return 0
-    from memharness.scoring.sscd import SSCDModel, score_fixture
+    from memharness.scoring.sscd import SSCDModel
 
     model = SSCDModel(args.sscd_model, size=args.size, resize=args.resize)
+    with _writer_lock(root, args, option="--fixtures"):
+        _score_images_locked(root, args, model)
+    return 0
+
+
+def _score_images_locked(root: Path, args: argparse.Namespace, model) -> None:
+    from memharness.scoring.sscd import score_fixture
+
     score_fixture(root, Path(args.images), model)
     print(f"scored {root} with {model.name} on the images in {args.images}", file=sys.stderr)
     from memharness.mitigation.scoring import has_mitigation_images, score_mitigation_images
@@ -467,7 +549,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     if has_mitigation_images(root, Path(args.images)):  # `memharness mitigate --images DIR` wrote them
         score_mitigation_images(root, Path(args.images), model)
         print(f"scored the mitigated images in {Path(args.images) / 'mitigation'}", file=sys.stderr)
-    return 0
 
 
 # --------------------------------------------------------------------------- claims
@@ -513,6 +594,8 @@ def cmd_zoo_train(args: argparse.Namespace) -> int:
 
     from memharness.zoo.train import DEFAULT_STEPS, train_digits
 
+    if args.organism != "digits" and not args.duplication:
+        raise MemharnessError(f"--no-duplication: only the digits organism has a control, not {args.organism}")
     steps = args.steps or DEFAULT_STEPS
     console, plain = _console(sys.stderr)
     started = time.perf_counter()
@@ -542,8 +625,8 @@ def cmd_zoo_train(args: argparse.Namespace) -> int:
                               f"{time.perf_counter() - started:.0f} s")
 
         path = train_digits(seed=args.seed, steps=steps, duplicated=args.duplication, out=args.out,
-                            progress=progress)
-    card = "digits" if args.duplication else "digits-control"
+                            progress=progress, organism=args.organism)
+    card = args.organism if args.duplication else "digits-control"
     console.print(f"trained {args.organism} ({steps} steps, seed {args.seed}) in "
                   f"{time.perf_counter() - started:.0f} s: {path}\n"
                   f"trace it with `memharness trace --model {card} --model-path {path} --out DIR`", soft_wrap=True)
@@ -579,7 +662,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a JSON report to compare with: a verdict dropped from PASS or a measured value moved "
                             "beyond the claim's regression_tolerance is a regression (exit 1)")
     check.add_argument("--write-baseline", metavar="FILE", help="also write the JSON report to FILE, as a baseline")
-    check.add_argument("--strict", action="store_true", help="an INCONCLUSIVE claim fails too (exit 1)")
+    check.add_argument("--strict", action="store_true",
+                       help="an INCONCLUSIVE or SKIP claim fails too (exit 1)")
+    check.add_argument("--null", type=_positive_int, metavar="K",
+                       help="also rerun every claim on K random permutations of the memorization scores among "
+                            "prompts and report how often each PASSed (null_pass_rate): the harness checking itself")
+    check.add_argument("--null-seed", type=int, default=0, metavar="S",
+                       help="seed of the permutations (default 0)")
     check.add_argument("--sparklines", action="store_true",
                        help="under each table, k(t) and w0(t) per group as inline charts (DDIM, g = 7.5)")
     check.set_defaults(func=cmd_check)
@@ -634,6 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch device: auto (CUDA when present, each process its own GPU), cpu, cuda, cuda:1")
     tr.add_argument("--dtype", choices=("float16", "float32", "bfloat16"),
                     help="model dtype (default float16 on CUDA, float32 on the CPU)")
+    tr.add_argument("--wait", action="store_true", help="wait for another writer of --out instead of failing")
     tr.set_defaults(func=cmd_trace)
 
     claims = sub.add_parser("claims", help="list the claims, or show one claim file")
@@ -659,6 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="downloads at once (default 8)")
     fetch.add_argument("--max-bytes", type=_positive_int, default=20_000_000, metavar="B",
                        help="size cap per image (default 20 MB)")
+    fetch.add_argument("--wait", action="store_true", help="wait for another writer of --out instead of failing")
     fetch.set_defaults(func=cmd_data_fetch)
 
     score = sub.add_parser("score", help="memorization scores (Eq 9) into a fixture, without retracing")
@@ -673,14 +764,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="resize images to PX×PX before SSCD (default 320, as the paper's first author)")
     score.add_argument("--resize", default="bilinear", choices=RESIZE_CHOICES,
                        help="resize filter before SSCD (default bilinear)")
+    score.add_argument("--overwrite", action="store_true",
+                       help="without --images: replace scores of another scorer (SSCD) with the latent score")
+    score.add_argument("--wait", action="store_true", help="wait for another writer of the fixture instead of failing")
     score.set_defaults(func=cmd_score)
 
     zoo = sub.add_parser("zoo", help="model organisms trained here (digits)")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
     zoo_train = zoo_sub.add_parser("train", help="train a model organism from scratch on the CPU")
-    zoo_train.add_argument("organism", choices=("digits",), help="the organism (digits: scikit-learn's 8×8 digits)")
+    zoo_train.add_argument("organism", choices=("digits", "digits-graded"),
+                           help="the organism (scikit-learn's 8×8 digits; digits: 10 prompts duplicated 100 times; "
+                                "digits-graded: duplicated 1…128 times)")
     zoo_train.add_argument("--out", default=".", metavar="DIR",
-                           help="folder for the weights file, digits.safetensors (default: the current folder)")
+                           help="folder for the weights file, ORGANISM.safetensors (default: the current folder)")
     zoo_train.add_argument("--seed", type=int, default=0, metavar="S", help="training seed (default 0, as shipped)")
     zoo_train.add_argument("--steps", type=_positive_int, default=None, metavar="N",
                            help="optimizer steps (default: as the shipped weights)")
@@ -701,6 +797,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for the lock holder's note
     try:
         return args.func(args)
     except MemharnessError as exc:

@@ -22,6 +22,18 @@ class Agreement(str, Enum):
     STRONGER = "stronger"  # the CI lies wholly on the stronger side
 
 
+# What each word means, as every report states it.
+VERDICT_RULE = (
+    ("PASS", "the 95 % CI of the effect lies entirely beyond the claim's floor (its smallest meaningful effect), "
+             "in the paper's direction; significance alone never passes"),
+    ("FAIL", "the CI lies entirely short of the floor (an effect reversed included)"),
+    ("INCONCLUSIVE", "the CI straddles the floor, or a group has fewer than 5 prompts"),
+    ("SKIP", "the fixture lacks the data the claim needs"),
+)
+AGREEMENT_RULE = ("vs paper: matches when the CI overlaps the paper's number ± the claim's tolerance; weaker or "
+                  "stronger when it lies wholly on one side; — where the paper gives no number.")
+
+
 @dataclass(frozen=True)
 class Verdict:
     id: str

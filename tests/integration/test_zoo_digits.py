@@ -156,16 +156,32 @@ def _check_json(capsys, *argv: str) -> dict:
     return json.loads(out)
 
 
-def test_check_digits_gives_every_claim_a_verdict(capsys):
+# The verdicts of the shipped digits fixture under the verdict rule; README ("The digits organism")
+# says why each that is not PASS is not.
+DIGITS_VERDICTS = {
+    "overfit-without-guidance": "PASS", "loss-reversal-with-guidance": "PASS",
+    "guidance-drives-memorization": "INCONCLUSIVE",  # memorized without guidance: the score is saturated
+    "direction-preserved": "PASS", "overestimation": "PASS", "linear-in-guidance": "PASS",
+    "predictions-follow-noise": "PASS", "unconditional-blind": "PASS", "conditional-injects-x": "PASS",
+    "diversity-collapse": "PASS", "update-alignment": "PASS", "decomposition-g1": "PASS", "early-dominance": "PASS",
+    "deviation-predicts-severity": "INCONCLUSIVE",  # r(score, Σw0) = 0.96, CI reaching below the floor 0.9
+    "sampler-agnostic": "INCONCLUSIVE",  # the same under DDPM
+    "realtime-detection": "FAIL",  # the rule flags every generation, normal ones too
+    "mitigation": "PASS", "magnitude-explained": "PASS", "prompt-categories": "SKIP",
+}
+
+
+def test_check_digits_verdicts(capsys):
     rc = main(["check", "--model", "digits"])
     out, err = capsys.readouterr()
-    assert rc in (0, 1), err  # 1: a claim FAILs on the trained network, a finding (README)
-    n_claims = len(load_specs())
-    assert f"{n_claims} claims: " in out
-    assert "memharness · digits" in out
+    assert rc == 1, err  # realtime-detection FAILs
+    assert f"{len(load_specs())} claims: " in out and "memharness · digits" in out
     report = _check_json(capsys, "--model", "digits")
-    assert len(report["claims"]) == n_claims
-    assert {c["verdict"] for c in report["claims"]} <= {"PASS", "FAIL", "INCONCLUSIVE", "SKIP"}
+    verdicts = {c["id"]: c["verdict"] for c in report["claims"]}
+    assert verdicts == DIGITS_VERDICTS
+    reasons = {c["id"]: c["reason"] for c in report["claims"]}
+    assert "saturated" in reasons["guidance-drives-memorization"]
+    assert "flags 100% of memorized and 100% of normal" in reasons["realtime-detection"]
     labels = memorization_labels(Fixture(DIGITS))
     assert labels.n["memorized"] >= 5 and labels.n["normal"] >= 5
 
@@ -187,9 +203,8 @@ def test_negative_control_does_not_pass_memorization_claims(capsys):
     assert set(MEMORIZATION_SPECIFIC) <= set(verdicts)
     passed = [claim for claim in MEMORIZATION_SPECIFIC if verdicts[claim] == "PASS"]
     assert not passed, passed
-    # and every one of them PASSes on the duplicated model: the verdicts differ where they should
-    digits = {c["id"]: c["verdict"] for c in _check_json(capsys, "--model", "digits")["claims"]}
-    assert {claim: digits[claim] for claim in MEMORIZATION_SPECIFIC} == dict.fromkeys(MEMORIZATION_SPECIFIC, "PASS")
+    # and, but for sampler-agnostic (INCONCLUSIVE), they PASS on the duplicated model
+    assert [c for c in MEMORIZATION_SPECIFIC if DIGITS_VERDICTS[c] != "PASS"] == ["sampler-agnostic"]
 
 
 def test_fixtures_are_small():
