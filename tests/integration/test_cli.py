@@ -230,7 +230,7 @@ class _FailOnce:
     ("suffix", "nth", "files_listed"),
     [
         (".safetensors", 3, 2),  # the 3rd prompt file never lands
-        ("manifest.json", 4, 2),  # run begun + 2 prompts saved; the 3rd prompt's manifest update fails
+        ("manifest.json", 3, 2),  # 2 prompts saved (the run enters with the 1st); the 3rd's manifest update fails
     ],
     ids=["prompt-file-write-fails", "manifest-write-fails"],
 )
