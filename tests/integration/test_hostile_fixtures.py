@@ -706,3 +706,24 @@ def test_model_path_error_has_no_warnings_before_it(tmp_path):
     done = subprocess.run(_cli("trace", "--model-path", str(folder), "--out", str(tmp_path / "out")), env=ENV,
                           capture_output=True, text=True, timeout=300)
     one_line(done.returncode, done.stderr, "--model-path", str(folder))
+
+
+@pytest.mark.parametrize("case", ["out-under-a-file", "out-name-too-long", "output-name-too-long",
+                                  "fixtures-name-too-long", "baseline-too-deep"])
+def test_odd_paths_are_one_line(world, case, capsys):
+    tmp = world["tmp"]
+    (tmp / "notes.txt").write_text("notes\n")
+    long_name = str(tmp / ("x" * 300))
+    argv = {
+        "out-under-a-file": ["trace", "--model", "analytic", "--out", str(tmp / "notes.txt" / "sub")],
+        "out-name-too-long": ["trace", "--model", "analytic", "--out", long_name],
+        "output-name-too-long": ["check", "--fixtures", str(world["fixture"]), "--output", long_name],
+        "fixtures-name-too-long": ["check", "--fixtures", long_name],
+        "baseline-too-deep": ["check", "--fixtures", str(world["fixture"]), "--baseline", str(tmp / "deep.json")],
+    }[case]
+    (tmp / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    before = snapshot(tmp)
+    rc = run_cli(argv)
+    _, err = capsys.readouterr()
+    one_line(rc, err)
+    assert snapshot(tmp) == before
