@@ -54,8 +54,11 @@ def _emit(text: str, output: str | None, *, option: str = "--output") -> None:
     from memharness.trace.safety import write_output
 
     path = Path(output)
-    if path.is_dir():
-        raise MemharnessError(f"{option}: {path} is a folder; give a file name")
+    try:
+        if path.is_dir():
+            raise MemharnessError(f"{option}: {path} is a folder; give a file name")
+    except OSError as exc:
+        raise MemharnessError(f"{option}: cannot write {path} ({exc.strerror})") from None
     write_output(path, text.encode(), option)
 
 
@@ -802,6 +805,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except MemharnessError as exc:
         print(f"memharness: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the system refuses (name too long, permissions, disk full): still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"memharness: error: {where}{exc.strerror or exc.__class__.__name__}", file=sys.stderr)
+        return 2
+    except RecursionError:  # a hostile input nested too deeply for a parser no schema check reached first
+        print("memharness: error: an input file nests too deeply to read (JSON or YAML)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("memharness: interrupted; finished prompts are kept, run the same command to resume", file=sys.stderr)

@@ -107,8 +107,8 @@ def write_output(path: Path, data: bytes, option: str) -> None:
     from memharness.trace.store import atomic_write_bytes
 
     path = Path(path)
-    refuse_inside_fixture(path, option)
     try:
+        refuse_inside_fixture(path, option)
         if path.exists() and not path.is_file():  # follows symlinks: /dev/stdout -> a pipe or terminal
             if path.is_dir():
                 raise MemharnessError(f"{option}: {path} is a folder; give a file name")
@@ -158,9 +158,9 @@ class FolderLock:
     def __enter__(self) -> FolderLock:
         import fcntl
 
-        if self.folder.exists() and not self.folder.is_dir():
-            raise MemharnessError(f"{self.option}: {self.folder} exists and is not a folder")
         try:
+            if self.folder.exists() and not self.folder.is_dir():
+                raise MemharnessError(f"{self.option}: {self.folder} exists and is not a folder")
             if not self.folder.exists():
                 if not self.create:
                     raise MemharnessError(f"{self.option}: {self.folder} not found")
