@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from memharness.mitigation.constants import DEFAULT_GAMMA, DEFAULT_TRANSITION_T, MITIGATION_METHODS
+from memharness.mitigation.constants import DEFAULT_GAMMA, DEFAULT_METHODS, DEFAULT_TRANSITION_T, MITIGATION_METHODS
 
 _LAZY = {
     "POLICIES": "policies",
@@ -35,4 +35,4 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
 
 
-__all__ = ["DEFAULT_GAMMA", "DEFAULT_TRANSITION_T", "MITIGATION_METHODS", *_LAZY]
+__all__ = ["DEFAULT_GAMMA", "DEFAULT_METHODS", "DEFAULT_TRANSITION_T", "MITIGATION_METHODS", *_LAZY]

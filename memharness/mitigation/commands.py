@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from memharness.errors import MemharnessError
-from memharness.mitigation.constants import DEFAULT_GAMMA, DEFAULT_TRANSITION_T, MITIGATION_METHODS
+from memharness.mitigation.constants import DEFAULT_GAMMA, DEFAULT_METHODS, DEFAULT_TRANSITION_T, MITIGATION_METHODS
 
 
 def _load(args: argparse.Namespace):
@@ -131,12 +131,13 @@ def add_parsers(sub, positive_int) -> None:
                                           "and record a mitigation section")
     _model_options(mit)
     mit.add_argument("--fixtures", metavar="DIR", help="fixture folder (default fixtures/<model>)")
-    mit.add_argument("--methods", nargs="+", choices=MITIGATION_METHODS, default=list(MITIGATION_METHODS),
-                     metavar="METHOD", help=f"methods to run (default all: {' '.join(MITIGATION_METHODS)})")
+    mit.add_argument("--methods", nargs="+", choices=MITIGATION_METHODS, default=list(DEFAULT_METHODS),
+                     metavar="METHOD", help=f"methods to run, of {' '.join(MITIGATION_METHODS)} "
+                                            f"(default {' '.join(DEFAULT_METHODS)})")
     mit.add_argument("--gamma", type=float, default=DEFAULT_GAMMA, metavar="γ",
                      help=f"delta: flag a seed once δ(t) > −γ (default {DEFAULT_GAMMA}, App H)")
     mit.add_argument("--transition", type=int, default=DEFAULT_TRANSITION_T, metavar="T",
-                     help=f"jain-static: g = 0 while the timestep t > T (default {DEFAULT_TRANSITION_T})")
+                     help=f"jain-static(-neg): g = 0 (−2) while the timestep t > T (default {DEFAULT_TRANSITION_T})")
     mit.add_argument("--guidance", type=float, default=7.5, metavar="G",
                      help="nominal guidance scale; the fixture's DDIM run must have it (default 7.5)")
     mit.add_argument("--batch-size", type=positive_int, metavar="B", help="seeds per UNet batch (default: all)")

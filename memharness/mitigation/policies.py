@@ -8,12 +8,19 @@ and records per seed the step from which its guidance changed (``switch_step``, 
                     rescaled to the data norm ρ; ``memharness.analysis.detection``) is computed per
                     seed; once δ > −γ the seed runs with g = 0 (ε_u alone) from that step on.
                     switch_step is the detection step, the state index of ``detection_step``;
-- ``jain-static``   Jain et al. (2025), static transition point: g = 0 while t > ``transition_t``,
-                    the nominal g from the first step with t ≤ ``transition_t`` on;
-- ``jain-dynamic``  Jain et al. (2025), dynamic transition point: g = 1 (ε_c alone) until the first
-                    local minimum over steps of ‖ε_c − ε_u‖ of the seed, the nominal g after it. The
-                    minimum at step k is known at step k+1 (m[k+1] > m[k], as ``first_local_minimum``),
-                    so switch_step = k + 1, the first step with the nominal g.
+- ``jain-static``   Jain et al. (2025), static transition point: g = ``pre_guidance`` (0) while
+                    t > ``transition_t``, the nominal g from the first step with t ≤ ``transition_t`` on;
+- ``jain-static-neg`` the same with opposite guidance before the transition, ``pre_guidance`` = −2
+                    (Jain et al. use 0 or −2);
+- ``jain-dynamic-min`` Jain et al. (2025), dynamic transition point as their
+                    ``generate_test_dataset_dtp.py`` decides it: g = 1 (ε_c alone) until a *strict
+                    interior* minimum of ‖ε_c − ε_u‖ over steps, m[k−2] > m[k−1] < m[k]; it is known at
+                    step k, so switch_step = k, the first step with the nominal g. A sequence that only
+                    falls, or rises from step 0 on, never switches (g = 1 throughout);
+- ``jain-dynamic``  memharness's first reading of the same method (rule ``first-rise``), kept because
+                    the shipped fixtures recorded it: the nominal g from the first step at which
+                    ‖ε_c − ε_u‖ rises (m[k+1] > m[k], as ``first_local_minimum``; switch_step = k + 1),
+                    which on the analytic and digits models is step 1.
 """
 
 from __future__ import annotations
@@ -115,44 +122,68 @@ class DeltaPolicy(Policy):
 
 
 class JainStatic(Policy):
-    """Jain et al.: g = 0 while t > ``transition_t``, the nominal g afterwards."""
+    """Jain et al.: g = ``pre_guidance`` while t > ``transition_t``, the nominal g afterwards.
+
+    Jain et al. use ``pre_guidance`` 0 (no guidance, ε_u alone) or −2 (opposite guidance). The
+    manifest records ``pre_guidance`` only when it is not 0 (fixtures recorded before it existed
+    used 0).
+    """
 
     name = "jain-static"
 
-    def __init__(self, *, transition_t: int = DEFAULT_TRANSITION_T) -> None:
+    def __init__(self, *, transition_t: int = DEFAULT_TRANSITION_T, pre_guidance: float = 0.0) -> None:
         super().__init__()
         if isinstance(transition_t, bool) or not isinstance(transition_t, int) or transition_t < 0:
             raise MemharnessError(f"--transition: a timestep ≥ 0 is needed, got {transition_t!r}")
+        if not math.isfinite(pre_guidance):
+            raise MemharnessError(f"pre_guidance: must be finite, got {pre_guidance!r}")
         self.transition_t = transition_t
+        self.pre_guidance = float(pre_guidance)
 
     def params(self) -> dict[str, Any]:
-        return {"transition_t": self.transition_t}
+        out: dict[str, Any] = {"transition_t": self.transition_t}
+        if self.pre_guidance != 0.0:
+            out["pre_guidance"] = self.pre_guidance
+        return out
 
     def __call__(self, state: PolicyInput) -> torch.Tensor:
         g = self._nominal(state)
         if state.t > self.transition_t:
-            return torch.zeros_like(g)
+            return torch.full_like(g, self.pre_guidance)
         self.switch_step[self.switch_step < 0] = state.step
         return g
 
 
-class JainDynamic(Policy):
-    """Jain et al.: g = ``start_guidance`` (1) until the first local minimum of ‖ε_c − ε_u‖, then nominal.
+DYNAMIC_RULES = ("interior-minimum", "first-rise")
 
-    ``magnitude`` (N, S) holds ‖ε_c − ε_u‖ of every step.
+
+class JainDynamic(Policy):
+    """Jain et al.: g = ``start_guidance`` (1) until the transition point, then the nominal g.
+
+    ``rule`` ``interior-minimum`` (Jain et al.'s ``generate_test_dataset_dtp.py``): the transition
+    is at step k once m[k−2] > m[k−1] < m[k] for m = ‖ε_c − ε_u‖ of the seed, a strict interior
+    minimum; ``first-rise`` (memharness's first reading): at step k once m[k] > m[k−1]. The
+    manifest records ``rule`` only for ``interior-minimum`` (fixtures recorded before it existed
+    used ``first-rise``). ``magnitude`` (N, S) holds ‖ε_c − ε_u‖ of every step.
     """
 
     name = "jain-dynamic"
 
-    def __init__(self, *, start_guidance: float = 1.0) -> None:
+    def __init__(self, *, start_guidance: float = 1.0, rule: str = "interior-minimum") -> None:
         super().__init__()
         if not math.isfinite(start_guidance):
             raise MemharnessError(f"start_guidance: must be finite, got {start_guidance!r}")
+        if rule not in DYNAMIC_RULES:
+            raise MemharnessError(f"rule: one of {', '.join(DYNAMIC_RULES)}, got {rule!r}")
         self.start_guidance = float(start_guidance)
+        self.rule = rule
         self.magnitude = np.zeros((0, 0))
 
     def params(self) -> dict[str, Any]:
-        return {"start_guidance": self.start_guidance}
+        out: dict[str, Any] = {"start_guidance": self.start_guidance}
+        if self.rule != "first-rise":
+            out["rule"] = self.rule
+        return out
 
     def reset(self, num_seeds: int, num_steps: int) -> None:
         super().reset(num_seeds, num_steps)
@@ -160,24 +191,39 @@ class JainDynamic(Policy):
 
     def __call__(self, state: PolicyInput) -> torch.Tensor:
         m = (_flat(state.eps_cond) - _flat(state.eps_uncond)).norm(dim=1).cpu().numpy()
-        self.magnitude[:, state.step] = m
-        if state.step > 0:
-            rose = (m > self.magnitude[:, state.step - 1]) & (self.switch_step < 0)  # minimum at step − 1
-            self.switch_step[rose] = state.step
+        k = state.step
+        self.magnitude[:, k] = m
+        if self.rule == "first-rise" and k > 0:
+            found = m > self.magnitude[:, k - 1]  # minimum at step k − 1
+        elif self.rule == "interior-minimum" and k > 1:
+            before, low = self.magnitude[:, k - 2], self.magnitude[:, k - 1]
+            found = (before > low) & (low < m)  # strict interior minimum at step k − 1
+        else:
+            found = np.zeros(len(m), dtype=bool)
+        self.switch_step[found & (self.switch_step < 0)] = k
         g = self._nominal(state)
         g[torch.from_numpy(self.switch_step < 0)] = self.start_guidance
         return g
 
 
-POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (ConstantGuidance, DeltaPolicy, JainStatic, JainDynamic)
+# Method name → (policy class, fixed options). Options given to make_policy are added to these.
+POLICIES: dict[str, tuple[type[Policy], dict[str, Any]]] = {
+    "constant": (ConstantGuidance, {}),
+    "delta": (DeltaPolicy, {}),
+    "jain-static": (JainStatic, {}),
+    "jain-static-neg": (JainStatic, {"pre_guidance": -2.0}),
+    "jain-dynamic": (JainDynamic, {"rule": "first-rise"}),
+    "jain-dynamic-min": (JainDynamic, {"rule": "interior-minimum"}),
 }
 assert set(MITIGATION_METHODS) <= set(POLICIES)
 
 
 def make_policy(name: str, **params: Any) -> Policy:
     """A policy by name; params are its keyword options (e.g. gamma=0.2 for ``delta``)."""
-    cls = POLICIES.get(name)
-    if cls is None:
+    entry = POLICIES.get(name)
+    if entry is None:
         raise MemharnessError(f"--methods: unknown method {name!r}; choose from {', '.join(POLICIES)}")
-    return cls(**params)
+    cls, fixed = entry
+    policy = cls(**{**fixed, **params})
+    policy.name = name
+    return policy

@@ -27,7 +27,12 @@ import torch
 from safetensors.numpy import save as st_save
 
 from memharness.errors import MemharnessError
-from memharness.mitigation.constants import DEFAULT_GAMMA, DEFAULT_TRANSITION_T, MITIGATION_METHODS
+from memharness.mitigation.constants import (
+    DEFAULT_GAMMA,
+    DEFAULT_METHODS,
+    DEFAULT_TRANSITION_T,
+    MITIGATION_METHODS,
+)
 from memharness.mitigation.policies import Policy, make_policy
 from memharness.models.base import Denoiser, Prompt
 from memharness.sampling import sample
@@ -44,7 +49,7 @@ ProgressFn = Callable[[int, int, str, bool], None]
 
 @dataclass(frozen=True)
 class MitigationSettings:
-    methods: tuple[str, ...] = MITIGATION_METHODS
+    methods: tuple[str, ...] = DEFAULT_METHODS
     gamma: float = DEFAULT_GAMMA  # delta's γ (App H)
     transition_t: int = DEFAULT_TRANSITION_T  # jain-static's transition timestep (our choice)
     guidance: float = 7.5  # the nominal g; the fixture's DDIM run must have it
@@ -54,7 +59,8 @@ class MitigationSettings:
     def policies(self) -> dict[str, Policy]:
         if not self.methods:
             raise MemharnessError("--methods: name at least one method")
-        options = {"delta": {"gamma": self.gamma}, "jain-static": {"transition_t": self.transition_t}}
+        options = {"delta": {"gamma": self.gamma}, "jain-static": {"transition_t": self.transition_t},
+                   "jain-static-neg": {"transition_t": self.transition_t}}
         unknown = [m for m in self.methods if m not in MITIGATION_METHODS]
         if unknown:
             raise MemharnessError(f"--methods: unknown method {unknown[0]!r}; "
@@ -113,7 +119,7 @@ def mitigate_prompt(
 
 def _prompt_of(entry: dict[str, Any]) -> Prompt:
     return Prompt(id=entry["id"], text=entry.get("text", ""), kind=entry.get("kind"), image=entry.get("image"),
-                  category=entry.get("category"))
+                  category=entry.get("category"), duplicates=entry.get("duplicates"))
 
 
 def record_mitigation(

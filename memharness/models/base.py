@@ -21,10 +21,15 @@ class Prompt:
     kind: str | None = None  # ground truth where the model knows it ("memorized" / "normal")
     image: str | None = None  # path of the paired training image, for models with a VAE
     category: str | None = None  # Webster (2023) category: MV, TV, RV or N (App A)
+    duplicates: int | None = None  # how many times its training image was duplicated, where known (zoo)
 
     def to_manifest(self) -> dict:
-        """The prompt as a fixture manifest records it."""
-        return {"id": self.id, "text": self.text, "kind": self.kind, "image": self.image, "category": self.category}
+        """The prompt as a fixture manifest records it (``duplicates`` only where known, so that
+        manifests of models without it, and their prompt-set hashes, are unchanged)."""
+        out = {"id": self.id, "text": self.text, "kind": self.kind, "image": self.image, "category": self.category}
+        if self.duplicates is not None:
+            out["duplicates"] = int(self.duplicates)
+        return out
 
 
 def prompt_index(prompts: list[Prompt], prompt: Prompt, *, model: str) -> int:

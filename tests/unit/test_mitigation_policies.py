@@ -132,14 +132,20 @@ def _input(step: int, diff: torch.Tensor) -> PolicyInput:
                        x_t=zeros, eps_uncond=zeros, eps_cond=diff, x0_hat=zeros)
 
 
+def _drive(policy, m: np.ndarray) -> np.ndarray:
+    """Feed the policy ‖ε_c − ε_u‖ = m (N, S) step by step; the g it used, (N, S)."""
+    policy.reset(m.shape[0], m.shape[1])
+    return np.stack([policy(_input(s, torch.tensor(m[:, s]).reshape(-1, 1, 1, 1))).numpy()
+                     for s in range(m.shape[1])], axis=1)
+
+
 def test_jain_dynamic_switches_after_the_first_local_minimum():
     m = np.array([[5.0, 4.0, 3.0, 3.5, 1.0, 2.0],   # first local minimum at step 2: nominal g from step 3
                   [5.0, 4.0, 3.0, 2.0, 1.0, 0.5],   # never rises: g = 1 throughout
                   [1.0, 2.0, 0.5, 0.4, 0.3, 0.2]])  # minimum at step 0
-    policy = JainDynamic()
-    policy.reset(3, m.shape[1])
-    used = np.stack([policy(_input(s, torch.tensor(m[:, s]).reshape(3, 1, 1, 1))).numpy()
-                     for s in range(m.shape[1])], axis=1)
+    policy = make_policy("jain-dynamic")  # the first-rise reading the shipped fixtures recorded
+    assert policy.rule == "first-rise" and policy.params() == {"start_guidance": 1.0}
+    used = _drive(policy, m)
     np.testing.assert_allclose(policy.magnitude, m)
     np.testing.assert_array_equal(policy.switch_step, [3, -1, 1])
     rises = np.diff(m, axis=1) > 0
@@ -149,9 +155,48 @@ def test_jain_dynamic_switches_after_the_first_local_minimum():
     np.testing.assert_array_equal(used, want)
 
 
+def test_jain_dynamic_min_switches_only_at_a_strict_interior_minimum():
+    """Jain et al.'s generate_test_dataset_dtp.py: m[k−2] > m[k−1] < m[k] switches at step k."""
+    m = np.array([[5.0, 4.0, 3.0, 3.5, 1.0, 2.0],   # interior minimum at step 2: nominal g from step 3
+                  [5.0, 4.0, 3.0, 2.0, 1.0, 0.5],   # only falls: never
+                  [1.0, 2.0, 0.5, 0.4, 0.3, 0.2]],  # rises at step 1 (first-rise switches there): never
+                 )
+    m = np.concatenate([m, [[3.0, 2.0, 2.0, 2.5, 1.0, 1.5],    # a flat minimum is not strict: step 4's is
+                            [1.0, 1.5, 2.0, 1.0, 3.0, 4.0]]])  # rises first, then a minimum at step 3
+    policy = make_policy("jain-dynamic-min")
+    assert policy.rule == "interior-minimum"
+    assert policy.params() == {"start_guidance": 1.0, "rule": "interior-minimum"}
+    used = _drive(policy, m)
+    np.testing.assert_array_equal(policy.switch_step, [3, -1, -1, 5, 4])
+    want = np.where(np.arange(m.shape[1])[None] >= np.where(policy.switch_step < 0, 99, policy.switch_step)[:, None],
+                    G, 1.0)
+    np.testing.assert_array_equal(used, want)
+    first_rise = make_policy("jain-dynamic")
+    _drive(first_rise, m)
+    np.testing.assert_array_equal(first_rise.switch_step, [3, -1, 1, 3, 1])
+    assert JainDynamic().rule == "interior-minimum"  # the class default is the authors' rule
+    with pytest.raises(MemharnessError, match="rule"):
+        JainDynamic(rule="nope")
+
+
+def test_jain_static_takes_the_guidance_before_the_transition(denoiser):
+    prompt = denoiser.prompts()[0]
+    policy = make_policy("jain-static-neg", transition_t=500)
+    assert policy.params() == {"transition_t": 500, "pre_guidance": -2.0}
+    assert make_policy("jain-static").params() == {"transition_t": 800}  # as the shipped fixtures recorded it
+    result, _ = _run(denoiser, prompt, guidance_policy=policy)
+    t = np.array(result.timesteps)
+    np.testing.assert_array_equal(result.guidance_used.numpy(),
+                                  np.where(t > 500, -2.0, G)[None].repeat(len(SEEDS), 0))
+    first = int(np.argmax(t <= 500))
+    np.testing.assert_array_equal(policy.switch_step, np.full(len(SEEDS), first))
+    with pytest.raises(MemharnessError, match="pre_guidance"):
+        JainStatic(pre_guidance=float("nan"))
+
+
 def test_jain_dynamic_in_the_sampler(denoiser):
     prompt = denoiser.prompts()[0]
-    policy = JainDynamic()
+    policy = JainDynamic(rule="first-rise")
     result, states = _run(denoiser, prompt, guidance_policy=policy)
     seen = np.stack([(s.eps_cond - s.eps_uncond).reshape(len(SEEDS), -1).norm(dim=1).numpy() for s in states], 1)
     np.testing.assert_allclose(policy.magnitude, seen, rtol=1e-12)
