@@ -22,9 +22,9 @@ def load_denoiser(
     if card.backend == "zoo":
         if dtype not in (None, "float32"):
             raise MemharnessError(f"--dtype: model {card.id} (zoo) runs in float32 only")
-        if card.params.get("organism", "digits") != "digits":
+        if card.params.get("organism", "digits") not in ("digits", "digits-graded"):
             raise MemharnessError(
-                f"card {card.id}: unknown zoo organism {card.params.get('organism')!r}; known: digits")
+                f"card {card.id}: unknown zoo organism {card.params.get('organism')!r}; known: digits, digits-graded")
         from memharness.zoo.digits import DigitsDenoiser
 
         return DigitsDenoiser(card, model_path=model_path, device=device)

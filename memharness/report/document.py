@@ -139,7 +139,10 @@ def build_report(reports: Sequence[ModelReport], sources: Sequence[Source], *, c
         shown = tuple(by_id[c] for c in defn.claims if c in by_id)
         if not shown:
             continue  # none of its claims was checked (e.g. --claim): no figure
-        sections.append(FigureSection(defn, render_figure(defn, sources), shown))
+        rendered = render_figure(defn, sources)
+        if defn.optional and rendered.png is None:
+            continue  # a figure beyond the paper's (the dose response) where no model has its data
+        sections.append(FigureSection(defn, rendered, shown))
     overview = tuple((r.model, str(r.fixtures.get("path", "")), _runs_text(r.fixtures), _labels_text(src))
                      for r, src in zip(reports, sources, strict=True))
     return ReportDoc(title="memharness report · " + ", ".join(r.model for r in reports), command=command,

@@ -58,6 +58,7 @@ class FigureDef:
     data: Callable[[Source], dict]
     draw: Callable[[Any, dict], None]
     size: tuple[float, float]  # inches per model
+    optional: bool = False  # left out of a report where no model has its data (not one of the paper's figures)
 
 
 @dataclass(frozen=True)
@@ -356,6 +357,39 @@ def _draw_k_against_g(sf, d: dict) -> None:
     ax.legend(loc="upper left")
 
 
+# --------------------------------------------------------------------------- dose response
+def _draw_dose(sf, d: dict) -> None:
+    from matplotlib.lines import Line2D
+
+    counts, has = d["counts"], np.isfinite(d["counts"])
+    levels = np.unique(counts[has])
+    axes = sf.subplots(1, 2, squeeze=False)[0]
+    styles = {d["low"]: ("white", "-", "o"), d["high"]: (MEMORIZED, "-", "o")}
+    for ax, what, ylabel in ((axes[0], "scores", f"memorization score ({d['scorer']})"),
+                             (axes[1], "k", r"$k = \|\hat{x}_0^{(T)}\|_2 / \|x\|_2$ at t = T")):
+        for g, values in d[what].items():
+            face, line, marker = styles[g]
+            color = "black" if g == d["low"] else MEMORIZED
+            ax.scatter(counts[has], values[has], facecolor=face, edgecolor=color, s=22, marker=marker, zorder=3,
+                       label=f"g = {g:g}: Spearman ρ = {d['rho'][(what.rstrip('s'), g)]:.2f}")
+            means = [values[has & (counts == n)].mean() for n in levels]
+            ax.plot(levels, means, color=color, linestyle=line, linewidth=1.2, alpha=0.7)
+            if (~has).any():
+                ax.axhline(values[~has].mean(), color=color, linestyle=":", linewidth=1.0, alpha=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(levels, [f"{n:g}" for n in levels])
+        ax.minorticks_off()
+        ax.set_xlabel("duplication count of the training image")
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="upper left", fontsize=7)
+    axes[0].axhline(0.75, color="gray", linestyle="--", linewidth=1.0)
+    _title(axes[0], 0, "score against duplication")
+    _title(axes[1], 1, "first-step overestimation against duplication")
+    extra = [Line2D([], [], color="gray", linestyle="--", label="0.75 threshold"),
+             Line2D([], [], color="black", linestyle=":", label="mean of the prompts without a count")]
+    sf.legend(handles=extra, loc="outside lower center", ncols=2, frameon=False)
+
+
 # --------------------------------------------------------------------------- Fig 13
 def _draw_residuals(sf, d: dict) -> None:
     axes = sf.subplots(1, 3, squeeze=False)[0]
@@ -490,7 +524,7 @@ FIGURES: tuple[FigureDef, ...] = (
         paper="Fig 1 for DDPM sampling (App E).",
         look_for="The same pattern as Fig 1.",
         drawn="DDPM run; one point per generation; labels from the DDIM g = 7.5 scores, as the check.",
-        data=lambda src: series.x0_error_and_direction(src, sampler=src.param("sampler-agnostic", "sampler", "ddpm")),
+        data=lambda src: series.x0_error_and_direction(src, sampler=src.param("sampler-agnostic", "sampler")),
         draw=_draw_x0, size=(10.5, 6.4),
     ),
     FigureDef(
@@ -499,8 +533,21 @@ FIGURES: tuple[FigureDef, ...] = (
         paper="Fig 11 for DDPM sampling (App E).",
         look_for="Strong positive correlations, as in Fig 11.",
         drawn="DDPM run at g = 7.5; scores: the DDIM g = 7.5 scores, as the check.",
-        data=lambda src: series.severity(src, sampler=src.param("sampler-agnostic", "sampler", "ddpm")),
+        data=lambda src: series.severity(src, sampler=src.param("sampler-agnostic", "sampler")),
         draw=_draw_severity, size=(12.5, 4.2),
+    ),
+    FigureDef(
+        key="dose", label="Dose response", title="Memorization grows with duplication, and guidance drives it",
+        claims=("guidance-drives-memorization", "linear-in-guidance"),
+        paper="No figure in the paper. For models whose prompts carry a duplication count (manifest field "
+              "duplicates, e.g. the digits-graded organism): the score with and without guidance, and the "
+              "first-step k, against how often the prompt's training image was duplicated.",
+        look_for="(a) The score rises with the count; at middle counts it is below 0.75 at g = 1 and above it at "
+                 "g = 7.5 (Fig 3's rise, per dose). (b) k at g = 7.5 rises with the count towards g (Eq 13).",
+        drawn="DDIM runs at g = 1 and g = 7.5; one point per prompt with a count (mean over seeds), lines through "
+              "the means per count; dotted: the mean of the prompts without a count (class prompts). ρ: Spearman "
+              "against log count over the prompts with a count.",
+        data=series.dose_response, draw=_draw_dose, size=(10.5, 4.4), optional=True,
     ),
 )
 

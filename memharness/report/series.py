@@ -253,3 +253,38 @@ def group_curves(src: Source, *, sampler: str = "ddim", guidance: float = 7.5) -
         if members.any():
             curves[name] = {"k": k[members].mean(0), "w0": w0[members].mean(0), "n": int(members.sum())}
     return {"curves": curves, "schedule_w0": sqrt_ab, "sampler": sampler, "guidance": float(guidance)}
+
+# --------------------------------------------------------------------------- dose response (not in the paper)
+def duplication_counts(src: Source) -> np.ndarray:
+    """Per prompt, the manifest's ``duplicates`` (NaN where a prompt has none); Unavailable when no prompt has one."""
+    counts = np.array([np.nan if p.get("duplicates") is None else float(p["duplicates"]) for p in src.fixture.prompts])
+    if not np.isfinite(counts).any():
+        raise Unavailable("its prompts carry no duplication count (the manifest's optional prompt field duplicates)")
+    return counts
+
+
+def dose_response(src: Source) -> dict:
+    """Score at g = 1 and g = 7.5 and the first-step k = ‖x̂0(T)‖/‖x‖ (mean over seeds) against each
+    prompt's duplication count, with Spearman's ρ of each against log count over the prompts that have one."""
+    from scipy.stats import spearmanr
+
+    counts = duplication_counts(src)
+    has = np.isfinite(counts)
+    claim = "guidance-drives-memorization"
+    sampler = src.param(claim, "sampler")
+    low, high = float(src.param(claim, "without_guidance")), float(src.param(claim, "with_guidance"))
+    labels = src.labels(claim)
+    values = (src.fixture.scores or {}).get("values", {}).get(sampler, {})
+    ids = [p["id"] for p in src.fixture.prompts]
+    scores, ks, rho = {}, {}, {}
+    for g in (low, high):
+        by_prompt = values.get(schema.guidance_key(g))
+        if not by_prompt:
+            raise Unavailable(f"no memorization scores for {sampler} g={g:g}")
+        scores[g] = np.array([by_prompt[pid]["score"] for pid in ids], dtype=float)
+        ks[g] = overestimation(src.group(sampler, g))[..., 0].mean(1)  # (P,)
+        for name, v in (("score", scores[g]), ("k", ks[g])):
+            r = spearmanr(np.log(counts[has]), v[has]).statistic if has.sum() > 2 else float("nan")
+            rho[(name, g)] = float(r)
+    return {"counts": counts, "scores": scores, "k": ks, "rho": rho, "low": low, "high": high,
+            "memorized": labels.memorized, "scorer": labels.scorer, "sampler": sampler}

@@ -119,9 +119,10 @@ def _resolve_weights(card: ModelCard, model_path: str | None) -> Path:
     path = shipped_weights(name)
     if not path.is_file():
         flag = "" if card.params.get("duplicated", True) else " --no-duplication"
+        organism = card.params.get("organism", "digits")
         raise MemharnessError(
             f"card {card.id}: its weights {name} are not shipped; train them with "
-            f"`memharness zoo train digits{flag} --out DIR` and pass --model-path DIR"
+            f"`memharness zoo train {organism}{flag} --out DIR` and pass --model-path DIR"
         )
     return path
 
@@ -146,6 +147,10 @@ class DigitsDenoiser:
                 f"{path}: these weights were trained {which} duplication, card {card.id} says "
                 f"duplicated: {card.params.get('duplicated', True)}; use the card that matches"
             )
+        organism = card.params.get("organism", "digits")
+        if meta.get("organism", "digits") != organism:
+            raise MemharnessError(f"{path}: these are weights of the {meta.get('organism')} organism, card {card.id} "
+                                  f"is for {organism}; use the card that matches")
         for key in ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type"):
             if meta["scheduler"].get(key) != card.scheduler.get(key):
                 raise MemharnessError(f"{path}: trained with scheduler {key}={meta['scheduler'].get(key)!r}, "
@@ -174,7 +179,8 @@ class DigitsDenoiser:
         self.data_mean = tensors["data_mean"].to(**to)
         self.data_scale = float(tensors["data_scale"])
         self._prompts = [
-            Prompt(id=p["id"], text=p["text"], kind=p["kind"]) for p in meta["prompts"]
+            Prompt(id=p["id"], text=p["text"], kind=p["kind"], duplicates=p.get("duplicates"))
+            for p in meta["prompts"]
         ]
         if len(self._prompts) + 1 != self._embeds.shape[0] or len(self._prompts) != self._paired.shape[0]:
             raise MemharnessError(f"{path}: prompts, embeddings and paired latents disagree in number")

@@ -1,8 +1,10 @@
-"""Training the digits organism: ``train_digits`` (the CLI's ``memharness zoo train digits``).
+"""Training the digits organisms: ``train_digits`` (the CLI's ``memharness zoo train ORGANISM``).
 
-Data: scikit-learn's bundled digits (1797 images, 8×8, pixels 0–16), no download.
+Data: scikit-learn's bundled digits (1797 images, 8×8, pixels 0–16), no download. Each organism
+is a *design* (``DESIGNS``: which images each prompt is paired with, and how many times) trained
+with one recipe. Designs are fixed, independent of the training seed.
 
-Design (fixed, independent of the training seed):
+``digits`` (``digits_design``):
 
 - 10 *memorized* prompts, one per digit class: each is the caption of one image of that class,
   and that (prompt, image) pair is duplicated ``copies`` times in the training set. In the
@@ -10,6 +12,17 @@ Design (fixed, independent of the training seed):
 - 10 *class* prompts, "a handwritten digit d": every other image of class d (about 179 each).
   A class prompt's paired latent x is a fixed member of its class (the first one that is not a
   memorized image).
+
+``digits-graded`` (``graded_design``): a dose response in duplication.
+
+- 16 *graded* prompts, two per count n in 1, 2, 4, …, 128: each is the caption of one image of
+  digit d, paired with that image n times **and** once each with ``OTHERS`` (16) other images
+  of digit d. p(x | c) is then a mixture whose weight on x, n / (n + 16), grows with n; a prompt
+  paired with one image only would be a point mass, memorized at any count. Guidance sharpens
+  the mixture towards its dominant mode, x. The other images belong to the graded prompt only
+  (``share_others=False``, the shipped design; with True they stay members of their class
+  prompt as well, which made a class prompt score ≥ 0.75 in a trial run).
+- 10 *class* prompts, "a handwritten digit d": every image of class d that no graded prompt uses.
 
 Recipe: the ε objective with SD's scaled_linear schedule (0.00085–0.012, 1000 steps), timesteps
 uniform, prompt dropout to the learned null embedding (classifier-free guidance), data centred
@@ -38,6 +51,11 @@ DESIGN_SEED = 0  # picks the memorized images; not the training seed, so every r
 N_CLASSES = 10
 COPIES = 100  # duplicates of each memorized (prompt, image) pair
 DEFAULT_STEPS = 3000
+# digits-graded
+GRADED_COUNTS = (1, 2, 4, 8, 16, 32, 64, 128)  # duplication counts n
+PROMPTS_PER_COUNT = 2
+OTHERS = 16  # other images of its class each graded prompt is paired with, once each
+SHARE_OTHERS = False  # the other images leave their class prompt (True: they stay members of it as well)
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
 WARMUP_STEPS = 100
@@ -49,7 +67,12 @@ GRAD_CLIP = 1.0
 TrainProgress = Callable[[int, int, float], None]
 
 
-def weights_name(duplicated: bool) -> str:
+ORGANISMS = ("digits", "digits-graded")
+
+
+def weights_name(duplicated: bool, organism: str = "digits") -> str:
+    if organism == "digits-graded":
+        return "digits-graded.safetensors"
     return "digits.safetensors" if duplicated else "digits-control.safetensors"
 
 
@@ -57,7 +80,7 @@ def weights_name(duplicated: bool) -> str:
 class DigitsData:
     images: np.ndarray  # (M, 1, 8, 8) float32, normalised training images, duplicates expanded
     labels: np.ndarray  # (M,) int64, prompt row of each image (1-based; row 0 is the null prompt)
-    prompts: list[dict[str, Any]]  # id, text, kind, image (digits index), copies
+    prompts: list[dict[str, Any]]  # id, text, kind, image (digits index), copies (duplicates: graded)
     paired: np.ndarray  # (P, 1, 8, 8) float32, each prompt's training latent x
     mean: np.ndarray  # (1, 8, 8) float32, per-pixel mean subtracted
     scale: float  # pixel std divided out
@@ -65,14 +88,7 @@ class DigitsData:
 
 def digits_design(*, duplicated: bool, copies: int = COPIES) -> DigitsData:
     """The training set of the digits organism (deterministic)."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise MemharnessError("training the digits organism needs scikit-learn: pip install 'memharness[zoo]'") \
-            from None
-    digits = load_digits()
-    pixels = digits.images.astype(np.float64)  # (1797, 8, 8), 0..16
-    target = digits.target.astype(np.int64)
+    pixels, target = _load_digits()
     rng = np.random.default_rng(DESIGN_SEED)
     memorized = [int(rng.choice(np.flatnonzero(target == d))) for d in range(N_CLASSES)]
     n_copies = copies if duplicated else 1
@@ -97,6 +113,21 @@ def digits_design(*, duplicated: bool, copies: int = COPIES) -> DigitsData:
         else:
             indices.append(i)
             labels.append(row_of_class[int(target[i])])
+    return _normalised(pixels, indices, labels, prompts)
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise MemharnessError("training the digits organism needs scikit-learn: pip install 'memharness[zoo]'") \
+            from None
+    digits = load_digits()
+    return digits.images.astype(np.float64), digits.target.astype(np.int64)  # (1797, 8, 8), 0..16; (1797,)
+
+
+def _normalised(pixels: np.ndarray, indices: list[int], labels: list[int], prompts: list[dict[str, Any]]) \
+        -> DigitsData:
     train = pixels[indices]
     mean = train.mean(axis=0)  # per pixel, over the training distribution (duplicates included)
     scale = float((train - mean).std())
@@ -112,6 +143,44 @@ def digits_design(*, duplicated: bool, copies: int = COPIES) -> DigitsData:
         mean=mean.astype(np.float32)[None],
         scale=scale,
     )
+
+
+def graded_design(*, counts: tuple[int, ...] = GRADED_COUNTS, per_count: int = PROMPTS_PER_COUNT,
+                  others: int = OTHERS, share_others: bool = SHARE_OTHERS) -> DigitsData:
+    """The training set of the digits-graded organism (deterministic; see the module docstring)."""
+    pixels, target = _load_digits()
+    rng = np.random.default_rng(DESIGN_SEED)
+    graded: list[tuple[int, int, list[int]]] = []  # (count, image, other images)
+    taken: set[int] = set()
+    for i, n in enumerate(c for c in counts for _ in range(per_count)):
+        d = i % N_CLASSES
+        pool = [int(j) for j in np.flatnonzero(target == d) if int(j) not in taken]
+        picks = [pool[int(j)] for j in rng.permutation(len(pool))[:1 + others]]
+        taken.update(picks[:1] if share_others else picks)
+        graded.append((int(n), picks[0], picks[1:]))
+    graded_images = {image for _, image, _ in graded}
+
+    prompts: list[dict[str, Any]] = []
+    indices: list[int] = []
+    labels: list[int] = []
+    for i, (n, image, rest) in enumerate(graded):
+        prompts.append({"id": f"dup-{n:03d}-{i % per_count}", "text": f"handwritten digit, training image {image:04d}",
+                        "kind": "memorized", "image": image, "copies": n, "duplicates": n, "others": rest})
+        indices += [image] * n + rest
+        labels += [i + 1] * (n + len(rest))
+    for d in range(N_CLASSES):
+        members = [int(j) for j in np.flatnonzero(target == d) if int(j) not in graded_images]
+        if not share_others:
+            members = [j for j in members if j not in taken]
+        row = len(prompts) + 1
+        prompts.append({"id": f"cls-{d}", "text": f"a handwritten digit {d}", "kind": "normal",
+                        "image": members[0], "copies": 1, "class_images": len(members)})
+        indices += members
+        labels += [row] * len(members)
+    return _normalised(pixels, indices, labels, prompts)
+
+
+DESIGNS = {"digits": digits_design, "digits-graded": graded_design}
 
 
 def _lr_factor(step: int, steps: int) -> float:
@@ -130,9 +199,13 @@ def train_digits(
     progress: TrainProgress | None = None,
     copies: int = COPIES,
     batch_size: int = BATCH_SIZE,
+    organism: str = "digits",
+    p_uncond: float = P_UNCOND,
+    design_options: dict[str, Any] | None = None,
 ) -> Path:
-    """Train the digits organism and write ``out/digits.safetensors`` (``digits-control`` without
-    duplication) atomically; returns its path. The caller's torch RNG is left untouched."""
+    """Train a digits organism and write ``out/<organism>.safetensors`` (``digits-control`` for
+    ``digits`` without duplication) atomically; returns its path. The caller's torch RNG is left
+    untouched. ``design_options``: keyword arguments of the organism's design function."""
     from diffusers import DDPMScheduler
     from safetensors.torch import save
 
@@ -143,8 +216,15 @@ def train_digits(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MemharnessError(f"--out: {out} is a file; give a folder")
-    path = out / weights_name(duplicated)
-    data = digits_design(duplicated=duplicated, copies=copies)
+    if organism not in DESIGNS:
+        raise MemharnessError(f"unknown organism {organism!r}; known: {', '.join(DESIGNS)}")
+    if organism != "digits" and not duplicated:
+        raise MemharnessError(f"--no-duplication: only the digits organism has a control; {organism} is graded")
+    path = out / weights_name(duplicated, organism)
+    options = dict(design_options or {})
+    if organism == "digits":
+        options = {"duplicated": duplicated, "copies": copies, **options}
+    data = DESIGNS[organism](**options)
     images = torch.from_numpy(data.images)
     labels = torch.from_numpy(data.labels)
     n_rows = len(data.prompts) + 1
@@ -168,7 +248,7 @@ def train_digits(
         batch = order[position:position + batch_size]
         position += batch_size
         x0, rows = images[batch], labels[batch]
-        dropped = torch.rand(len(batch), generator=gen) < P_UNCOND
+        dropped = torch.rand(len(batch), generator=gen) < p_uncond
         rows = torch.where(dropped, torch.zeros_like(rows), rows)
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, SD_SCHEDULER["num_train_timesteps"], (len(batch),), generator=gen)
@@ -197,17 +277,16 @@ def train_digits(
     })
     meta = {
         "format": FORMAT,
-        "organism": "digits",
+        "organism": organism,
         "data": "scikit-learn load_digits (1797 images, 8x8, pixels 0-16); centred per pixel, unit variance",
         "duplicated": duplicated,
-        "copies": copies if duplicated else 1,
         "design_seed": DESIGN_SEED,
         "seed": seed,
         "steps": steps,
         "batch_size": batch_size,
         "learning_rate": LEARNING_RATE,
         "warmup_steps": WARMUP_STEPS,
-        "p_uncond": P_UNCOND,
+        "p_uncond": p_uncond,
         "train_images": len(images),
         "scheduler": SD_SCHEDULER,
         "unet_config": UNET_CONFIG,
@@ -215,9 +294,16 @@ def train_digits(
         "prompts": data.prompts,
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
-        "command": "memharness zoo train digits" + ("" if duplicated else " --no-duplication")
+        "command": f"memharness zoo train {organism}" + ("" if duplicated else " --no-duplication")
                    + f" --seed {seed} --steps {steps}",
     }
+    if organism == "digits":
+        meta["copies"] = copies if duplicated else 1
+    else:
+        meta["design"] = {"counts": list(GRADED_COUNTS), "prompts_per_count": PROMPTS_PER_COUNT, "others": OTHERS,
+                          "share_others": SHARE_OTHERS, **options}
+        if "counts" in meta["design"]:
+            meta["design"]["counts"] = list(meta["design"]["counts"])
     blob = save(tensors, metadata={"memharness": json.dumps(meta, sort_keys=True)})
     try:
         atomic_write_bytes(path, blob)
