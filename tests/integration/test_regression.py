@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -180,8 +181,8 @@ def test_several_models_against_a_list_baseline(small_fixture_master, tmp_path, 
     root = tmp_path / "fixtures"
     for model in ("analytic", "twin"):
         (root / model).mkdir(parents=True)
-        for item in small_fixture_master.iterdir():
-            (root / model / item.name).symlink_to(item)
+        for item in small_fixture_master.iterdir():  # copies: a fixture never reads through links leading out
+            (shutil.copytree if item.is_dir() else shutil.copy)(item, root / model / item.name)
     twin = root / "twin" / "manifest.json"
     manifest = json.loads(twin.read_text())
     manifest["model"]["id"] = "twin"
