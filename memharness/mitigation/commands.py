@@ -24,7 +24,7 @@ def _load(args: argparse.Namespace):
 # --------------------------------------------------------------------------- mitigate
 def cmd_mitigate(args: argparse.Namespace) -> int:
     """Sample the fixture's prompts with each mitigation method; write its "mitigation" section."""
-    from memharness.cli import DEFAULT_MODEL, _console, _progress, default_fixture_dir
+    from memharness.cli import DEFAULT_MODEL, _console, _progress, _writer_lock, default_fixture_dir
     from memharness.mitigation.record import MitigationSettings, record_mitigation, summarize
 
     if not args.fixtures and args.model_path and not args.model:
@@ -46,7 +46,8 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
             skipped += was_skipped
             bar.update(task, completed=done, total=total)
 
-        section = record_mitigation(denoiser, root, settings, overwrite=args.overwrite, progress=progress)
+        with _writer_lock(root, args, option="--fixtures"):  # one writer per fixture folder
+            section = record_mitigation(denoiser, root, settings, overwrite=args.overwrite, progress=progress)
     console.print(f"mitigated {len(section['files'])} prompts ({skipped} already done) × "
                   f"{len(section['settings']['seeds'])} seeds with {', '.join(section['settings']['methods'])} "
                   f"into {root / 'mitigation'} in {time.perf_counter() - started:.1f} s", soft_wrap=True)
@@ -145,6 +146,7 @@ def add_parsers(sub, positive_int) -> None:
                      help="also write decoded images, DIR/mitigation/<method>/<prompt>/<seed>.png (models with a VAE)")
     mit.add_argument("--overwrite", action="store_true",
                      help="replace a mitigation section recorded with other settings")
+    mit.add_argument("--wait", action="store_true", help="wait for another writer of the fixture instead of failing")
     mit.set_defaults(func=cmd_mitigate)
 
     gen = sub.add_parser("generate", help="sample one prompt with real-time detection (App H), optionally "
