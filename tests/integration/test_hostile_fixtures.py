@@ -727,3 +727,25 @@ def test_odd_paths_are_one_line(world, case, capsys):
     _, err = capsys.readouterr()
     one_line(rc, err)
     assert snapshot(tmp) == before
+
+
+def test_readers_never_see_a_half_written_manifest(tmp_path):
+    """While a trace writes, every read of the manifest is whole and valid (or absent before the first prompt)."""
+    from memharness.errors import MemharnessError
+    from memharness.trace.store import read_manifest
+
+    out = tmp_path / "fx"
+    proc = subprocess.Popen(_cli(*KILL_ARGV, "--out", str(out)), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    reads = 0
+    while proc.poll() is None:
+        time.sleep(0.02)  # leave the writer the CPU
+        try:
+            manifest = read_manifest(out)
+        except MemharnessError as exc:
+            assert "no fixture here" in str(exc), exc
+            continue
+        reads += 1
+        assert manifest["prompts"]
+    assert proc.wait() == 0, proc.stderr.read()
+    read_manifest(out)
