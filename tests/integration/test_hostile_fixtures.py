@@ -666,7 +666,7 @@ def uninterrupted(tmp_path_factory) -> dict[str, object]:
     return snapshot(out)
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))  # kills after about 3.5 s (mid-trace) and 1 s (while starting)
 def test_kill_at_a_random_point(tmp_path, seed, uninterrupted):
     """SIGKILL a trace anywhere (before, during or after its prompts): the folder is absent, or a
     fixture that says it is incomplete, or complete; the same command then finishes it, byte-identical
