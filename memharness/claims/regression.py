@@ -2,7 +2,7 @@
 
 A baseline is the JSON report of ``memharness check --format json`` (one model's object, or a
 list of them). A claim regressed when its verdict dropped from PASS (to FAIL, INCONCLUSIVE or
-SKIP), or when its measured value moved further from the baseline's than the claim file's
+SKIP) or from INCONCLUSIVE to FAIL, or when its measured value moved further from the baseline's than the claim file's
 ``regression_tolerance``. New claims, claims missing now and other verdict changes are reported
 but are not regressions. Pure functions, plus a loader that turns a bad file into one error line.
 """
@@ -142,6 +142,8 @@ def compare_claim(base: Mapping[str, Any], verdict: Verdict, tolerance: float | 
         if now == Outcome.SKIP.value:
             why += " (the fixture no longer has what the claim needs)"
         reasons.append(why)
+    elif before == Outcome.INCONCLUSIVE.value and now == Outcome.FAIL.value:
+        reasons.append("verdict dropped INCONCLUSIVE → FAIL")
     moved = _measured_moved(before_m, verdict.measured, tolerance)
     if moved:
         reasons.append(moved)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memharness.claims.verdict import Verdict
+from memharness.claims.verdict import AGREEMENT_RULE, VERDICT_RULE, Verdict
 from memharness.report.figures import FIGURES, FigureDef, Rendered, render_figure
 from memharness.report.markdown import _cell, markdown_report
 from memharness.report.model_report import ModelReport
@@ -35,16 +35,10 @@ INTRO = (
     "then, figure by figure, what the paper plots, what its claims need to see in it, the redrawn figure and "
     "the verdicts of the claims it shows."
 )
-LEGEND = (
-    ("PASS", "the effect is significant at α = 0.05, or its 95 % CI clears the paper's bound, in the paper's "
-             "direction"),
-    ("FAIL", "the data rule the effect out: reversed, or the CI excludes an effect of meaningful size"),
-    ("INCONCLUSIVE", "a group has fewer than 5 prompts, or neither of the above holds"),
-    ("SKIP", "the fixture lacks the data the claim needs"),
-)
+LEGEND = VERDICT_RULE
 MEASURED = ("The measured value is the first part of a claim's test: an AUC, P(memorized beats normal), for a "
             "Mann-Whitney comparison; Pearson's r for a correlation; a mean for a bound or band. A prompt is "
-            "memorized when its memorization score (Eq 9) is at least 0.75 (§3.1).")
+            "memorized when its memorization score (Eq 9) is at least 0.75 (§3.1). " + AGREEMENT_RULE)
 
 
 @dataclass(frozen=True)

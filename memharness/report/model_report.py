@@ -26,9 +26,13 @@ class ModelReport:
         return tuple(c for c in self.changes or () if c.is_regression)
 
     def failed(self, *, strict: bool = False) -> bool:
-        """A FAIL, a regression, or (strict) an INCONCLUSIVE or SKIP: strict means every claim was decided."""
-        bad = {Outcome.FAIL, Outcome.INCONCLUSIVE, Outcome.SKIP} if strict else {Outcome.FAIL}
-        return any(v.verdict in bad for v in self.verdicts) or bool(self.regressions)
+        """Without a baseline: a FAIL. Against a baseline: a regression (a FAIL the baseline already had is
+        a known finding, not a new failure). With strict, also any verdict that is not PASS."""
+        if strict and any(v.verdict is not Outcome.PASS for v in self.verdicts):
+            return True
+        if self.changes is not None:
+            return bool(self.regressions)
+        return any(v.verdict is Outcome.FAIL for v in self.verdicts)
 
     def to_dict(self, *, with_baseline: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -7,32 +7,28 @@ check the figure illustrates, so a figure shows what was tested. A function rais
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from memharness.analysis import (
-    guidance_magnitude,
     noise_cosine_with_xT,
     residual_cosine_with_neg_x,
-    severity_sums,
 )
-from memharness.analysis.geometry import eq11_scale
-from memharness.claims.checks._common import (
-    COMMON_DEFAULTS,
-    overestimation,
-    weights,
-    x0_direction,
-    x0_error_norm2,
-)
+from memharness.claims.checks import CHECKS, Context
+from memharness.claims.checks._common import overestimation, weights, x0_direction, x0_error_norm2
+from memharness.claims.checks.decomposition import measure_severity
+from memharness.claims.checks.diversity import measure_alignment, measure_trace
+from memharness.claims.checks.noise import measure_magnitude
+from memharness.claims.checks.overestimation import measure_k_against_guidance
+from memharness.claims.checks.overfitting import measure_scores
 from memharness.claims.labels import Labels, memorization_labels
 from memharness.claims.spec import ClaimSpec
 from memharness.schedule import NoiseSchedule
 from memharness.trace import schema
 from memharness.trace.store import Fixture, Group
-
-_PCA_COLUMN = {"centred": 0, "uncentred": 1}
 
 
 class Unavailable(Exception):
@@ -48,11 +44,15 @@ class Source:
     specs: dict[str, ClaimSpec] = field(default_factory=dict)
     _labels: dict[tuple, Labels | None] = field(default_factory=dict, repr=False)
 
-    def param(self, claim: str, name: str, default: Any = None) -> Any:
-        spec = self.specs.get(claim)
-        if spec is not None and name in spec.parameters:
-            return spec.parameters[name]
-        return COMMON_DEFAULTS.get(name, default)
+    def context(self, claim: str, **overrides: Any) -> Context:
+        """The claim's check context: its parameters validated, defaults from the check's declaration."""
+        spec = self.specs.get(claim) or ClaimSpec(id=claim, title="", reference="", statement="", needs={},
+                                                  metric="", test={}, paper_value="", source=claim)
+        spec = dataclasses.replace(spec, parameters={**spec.parameters, **overrides})
+        return Context(self.fixture, spec, declared=CHECKS[claim].params)
+
+    def param(self, claim: str, name: str) -> Any:
+        return self.context(claim).param(name)
 
     def labels(self, claim: str) -> Labels:
         key = (self.param(claim, "label_sampler"), float(self.param(claim, "label_guidance")),
@@ -99,19 +99,11 @@ def x0_error_and_direction(src: Source, *, sampler: str = "ddim", scales=(1.0, 7
 # --------------------------------------------------------------------------- Fig 3
 def scores_with_and_without_guidance(src: Source) -> dict:
     claim = "guidance-drives-memorization"
-    sampler = src.param(claim, "sampler", "ddim")
-    low, high = float(src.param(claim, "without_guidance", 1.0)), float(src.param(claim, "with_guidance", 7.5))
+    measured = measure_scores(src.context(claim))
+    if isinstance(measured, str):
+        raise Unavailable(measured)
     labels = src.labels(claim)
-    values = (src.fixture.scores or {}).get("values", {}).get(sampler, {})
-    ids = [p["id"] for p in src.fixture.prompts]
-    out = {}
-    for g in (low, high):
-        by_prompt = values.get(schema.guidance_key(g))
-        if not by_prompt:
-            raise Unavailable(f"no memorization scores for {sampler} g={g:g}")
-        out[g] = np.array([by_prompt[pid]["score"] for pid in ids], dtype=float)
-    return {"low": low, "high": high, "before": out[low], "after": out[high], "memorized": labels.memorized,
-            "scorer": labels.scorer, "sampler": sampler}
+    return {**measured, "memorized": labels.memorized, "scorer": labels.scorer, "sampler": src.param(claim, "sampler")}
 
 
 # --------------------------------------------------------------------------- Fig 5, Fig 13
@@ -122,7 +114,7 @@ def _first_step(group: Group, a: str, b: str) -> np.ndarray:
 def noise_cosines(src: Source) -> dict:
     """Fig 5 (a–d) per generation at t = T: cos(ε_u, x_T), cos(ε_c, x_T), cos(ε_u − x_T, −x), cos(ε_c − x_T, −x)."""
     claim = "predictions-follow-noise"
-    sampler, g = src.param(claim, "sampler", "ddim"), float(src.param(claim, "guidance", 7.5))
+    sampler, g = src.param(claim, "sampler"), float(src.param(claim, "guidance"))
     labels = src.labels(claim)
     group = src.group(sampler, g)
     xT2, x2 = group.inner_final("x_T", "x_T"), group.inner_final("x", "x")
@@ -135,37 +127,33 @@ def noise_cosines(src: Source) -> dict:
 def noise_residuals(src: Source) -> dict:
     """Fig 13: ‖ε_u − x_T‖² and ‖ε_c − x_T‖² at t = T per generation; and ‖ε_c − ε_u‖ / (s‖x‖) per prompt (Eq 11)."""
     claim = "magnitude-explained"
-    sampler, g = src.param(claim, "sampler", "ddim"), float(src.param(claim, "guidance", 7.5))
+    sampler, g = src.param(claim, "sampler"), float(src.param(claim, "guidance"))
     labels = src.labels(claim)
     group = src.group(sampler, g)
     ru2, rc2 = _first_step(group, "eps_u_res", "eps_u_res"), _first_step(group, "eps_c_res", "eps_c_res")
-    magnitude = guidance_magnitude(rc2, ru2, _first_step(group, "eps_u_res", "eps_c_res")).mean(1)
-    s = eq11_scale(src.schedule.alpha_bar(int(group.timesteps[0])))
-    ratio = magnitude / (s * np.sqrt(group.inner_final("x", "x")[:, 0]))
-    return {"uncond": ru2, "cond": rc2, "ratio": ratio, "s": s, "memorized": labels.memorized,
-            "tolerance": float(src.param(claim, "ratio_tolerance", 0.25)), "sampler": sampler, "guidance": g}
+    measured = measure_magnitude(src.context(claim))
+    return {"uncond": ru2, "cond": rc2, "ratio": measured["ratio"], "s": measured["s"], "memorized": labels.memorized,
+            "tolerance": src.param(claim, "ratio_tolerance"), "sampler": sampler, "guidance": g}
 
 
 # --------------------------------------------------------------------------- Fig 7, Fig 8
 def trace_covariance(src: Source) -> dict:
     claim = "diversity-collapse"
-    sampler, g = src.param(claim, "sampler", "ddim"), float(src.param(claim, "guidance", 7.5))
+    sampler, g = src.param(claim, "sampler"), src.param(claim, "guidance")
     labels = src.labels(claim)
-    trace = src.group(sampler, g).arrays["trace_cov"].astype(float)  # (P, S+1)
-    state = min(int(src.param(claim, "state", 10)), trace.shape[1] - 1)
-    return {"trace": trace, "state": state, "scores": labels.scores, "memorized": labels.memorized,
-            "scorer": labels.scorer, "sampler": sampler, "guidance": g}
+    src.group(sampler, g)  # Unavailable with its reason when the run lacks it
+    measured = measure_trace(src.context(claim))
+    return {**measured, "scores": labels.scores, "memorized": labels.memorized, "scorer": labels.scorer,
+            "sampler": sampler, "guidance": g}
 
 
 def update_alignment(src: Source) -> dict:
     claim = "update-alignment"
-    sampler, g = src.param(claim, "sampler", "ddim"), float(src.param(claim, "guidance", 7.5))
-    pca = src.param(claim, "pca", "uncentred")
-    if pca not in _PCA_COLUMN:
-        raise Unavailable(f"parameter pca must be one of {', '.join(_PCA_COLUMN)}, not {pca!r}")
+    sampler, g = src.param(claim, "sampler"), src.param(claim, "guidance")
     labels = src.labels(claim)
-    cos = src.group(sampler, g).arrays["pc1_cos_x"][..., _PCA_COLUMN[pca]].astype(float)  # (P, S)
-    return {"cos": cos, "pca": pca, "early": int(src.param(claim, "early_steps", 10)),
+    src.group(sampler, g)
+    measured = measure_alignment(src.context(claim))
+    return {"cos": measured["cos"], "pca": measured["pca"], "early": measured["early"],
             "memorized": labels.memorized, "sampler": sampler, "guidance": g}
 
 
@@ -187,20 +175,17 @@ def decomposition(src: Source, *, sampler: str = "ddim", scales=(1.0, 7.5), refe
             }
             panels[(float(g), reference)]["schedule"] = (sqrt_ab, sqrt_1mab)
     return {"panels": panels, "sampler": sampler, "n": labels.n,
-            "early": int(src.param("early-dominance", "early_steps", 10))}
+            "early": int(src.param("early-dominance", "early_steps"))}
 
 
 def severity(src: Source, *, sampler: str | None = None) -> dict:
     """Fig 11: the three sums of the deviation from the schedule per prompt, and the score."""
     claim = "deviation-predicts-severity"
-    sampler = sampler or src.param(claim, "sampler", "ddim")
-    g = float(src.param(claim, "guidance", 7.5))
+    ctx = src.context(claim, **({"sampler": sampler} if sampler else {}))
+    sampler, g = ctx.param("sampler"), ctx.param("guidance")
     labels = src.labels(claim)
-    group = src.group(sampler, g)
-    w0, wT = weights(group, src.param(claim, "reference", "x"))
-    sqrt_ab, sqrt_1mab = src.state_schedule(group, sampler)
-    states = slice(0, None if src.param(claim, "include_final_state", False) else -1)
-    sums = severity_sums(w0.mean(1)[:, states], wT.mean(1)[:, states], sqrt_ab[states], sqrt_1mab[states])
+    src.group(sampler, g)
+    sums = measure_severity(ctx)["sums"]
     r = [_pearson(labels.scores, s) for s in sums]
     return {"sums": sums, "r": r, "scores": labels.scores, "memorized": labels.memorized, "scorer": labels.scorer,
             "sampler": sampler, "guidance": g}
@@ -216,7 +201,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 def overestimation_over_steps(src: Source, *, scales=(1.0, 7.5)) -> dict:
     """Fig 12: k = ‖x̂0(t)‖/‖x‖ per generation and step, per g."""
     claim = "overestimation"
-    sampler = src.param(claim, "sampler", "ddim")
+    sampler = src.param(claim, "sampler")
     labels = src.labels(claim)
     ks, timesteps = {}, None
     for g in scales:
@@ -224,19 +209,19 @@ def overestimation_over_steps(src: Source, *, scales=(1.0, 7.5)) -> dict:
         ks[float(g)] = overestimation(group)  # (P, N, S)
         timesteps = group.timesteps
     return {"k": ks, "timesteps": timesteps, "memorized": labels.memorized, "sampler": sampler,
-            "early": int(src.param(claim, "early_steps", 10))}
+            "early": int(src.param(claim, "early_steps"))}
 
 
 def overestimation_against_guidance(src: Source) -> dict:
     """Eq 13: first-step k (mean over seeds) per prompt at every recorded g."""
     claim = "linear-in-guidance"
-    sampler, step = src.param(claim, "sampler", "ddim"), int(src.param(claim, "step", 0))
+    sampler = src.param(claim, "sampler")
     scales = src.fixture.guidance_scales(sampler)
     if len(scales) < 2:
         raise Unavailable(f"needs ≥ 2 guidance scales in a {sampler} run (has {len(scales)})")
     labels = src.labels(claim)
-    k = np.stack([overestimation(src.group(sampler, g))[..., step].mean(1) for g in scales], axis=1)  # (P, G)
-    return {"scales": np.asarray(scales, dtype=float), "k": k, "memorized": labels.memorized, "sampler": sampler}
+    measured = measure_k_against_guidance(src.context(claim))
+    return {"scales": measured["scales"], "k": measured["k"], "memorized": labels.memorized, "sampler": sampler}
 
 
 # --------------------------------------------------------------------------- sparklines
@@ -253,6 +238,7 @@ def group_curves(src: Source, *, sampler: str = "ddim", guidance: float = 7.5) -
         if members.any():
             curves[name] = {"k": k[members].mean(0), "w0": w0[members].mean(0), "n": int(members.sum())}
     return {"curves": curves, "schedule_w0": sqrt_ab, "sampler": sampler, "guidance": float(guidance)}
+
 
 # --------------------------------------------------------------------------- dose response (not in the paper)
 def duplication_counts(src: Source) -> np.ndarray:

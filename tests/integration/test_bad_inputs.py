@@ -334,7 +334,7 @@ def test_table_output_into_missing_folder(small_fixture_master, tmp_path, capsys
     target = tmp_path / "reports" / "check.txt"
     rc = run_cli(["check", "--fixtures", str(small_fixture_master), "--output", str(target)])
     _, err = capsys.readouterr()
-    if rc == 0:
+    if rc in (0, 1):  # 1: a claim FAILs, a finding
         assert "claims:" in target.read_text()
     else:
         assert_one_line_error(rc, err, str(target))

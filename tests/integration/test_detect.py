@@ -167,18 +167,18 @@ def _claim(root: Path, **parameters):
     return run_claims(Fixture(root), [spec])[0]
 
 
-def test_claim_on_the_analytic_fixture_passes_though_the_literal_rule_flags_everyone():
+def test_claim_fails_on_the_analytic_fixture_because_the_rule_flags_everyone():
     verdict = _claim(ANALYTIC)
-    assert verdict.verdict is Outcome.PASS, verdict.reason
+    assert verdict.verdict is Outcome.FAIL, verdict.reason
     assert verdict.measured == 1.0 and verdict.ci == (1.0, 1.0)  # every generation flagged after step 1
-    assert verdict.details["flagged_normal"] == 1.0  # γ = 0.2 flags normal prompts too: part (b) decides
-    assert "100% of normal generations" in verdict.reason
-    assert "AUC 0.91" in verdict.reason
+    assert verdict.details["flagged_normal"] == 1.0  # γ = 0.2 flags normal prompts too: no detection
+    assert "memorized − normal = 0 [0, 0], floor 0.5" in verdict.reason
+    assert "AUC 0.91" in verdict.reason  # the threshold-free separation is reported, not decided
 
 
 @pytest.mark.parametrize(("parameters", "why"), [
     ({"max_mean_step": 0.5}, "not < 0.5"),  # part (a): flagged too late
-    ({"reference": "final"}, "not larger for memorized prompts"),  # part (b): final latents do not separate here
+    ({"reference": "final"}, "memorized − normal = 0"),  # part (b): flags everyone
 ])
 def test_claim_can_fail_on_the_analytic_fixture(parameters, why):
     verdict = _claim(ANALYTIC, **parameters)
@@ -186,8 +186,16 @@ def test_claim_can_fail_on_the_analytic_fixture(parameters, why):
     assert why in verdict.reason
 
 
-def test_claim_on_digits_passes():
-    assert _claim(DIGITS).verdict is Outcome.PASS
+def test_claim_passes_where_the_threshold_separates():
+    """δ(t) > 0.1 on the training latent (offline) flags 99 % of memorized and 21 % of normal generations."""
+    verdict = _claim(ANALYTIC, reference="train", gamma=-0.1)
+    assert verdict.verdict is Outcome.PASS, verdict.reason
+    assert verdict.details["flagged_normal"] < 0.5 < verdict.details["flagged_memorized"]
+
+
+def test_claim_on_digits_fails_as_the_rule_is_written():
+    verdict = _claim(DIGITS)
+    assert verdict.verdict is Outcome.FAIL and verdict.details["flagged_normal"] == 1.0
 
 
 def test_claim_fails_where_memorization_is_absent(tmp_path):
@@ -196,4 +204,3 @@ def test_claim_fails_where_memorization_is_absent(tmp_path):
     write_random_scores(out, seed=1)
     verdict = _claim(out)
     assert verdict.verdict is Outcome.FAIL, verdict.reason
-    assert "AUC 0.50" in verdict.reason

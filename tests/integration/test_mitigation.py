@@ -272,4 +272,4 @@ def test_mitigated_images_are_written_and_scored_like_the_runs(tiny, tmp_path):
     assert scores["scorer"] == FakeSSCD.name and set(scores["values"]) == {"delta", "jain-static", "jain-dynamic"}
     assert Fixture(fx).mitigation["scores"] == json.loads(json.dumps(scores))
     verdict = _verdict(fx)  # read now; a random network memorizes nothing
-    assert verdict.verdict is Outcome.INCONCLUSIVE and "memorized prompts, fewer than 5" in verdict.reason
+    assert verdict.verdict is Outcome.INCONCLUSIVE and "prompts, fewer than 5 in a group" in verdict.reason

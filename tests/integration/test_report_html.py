@@ -135,7 +135,7 @@ def test_several_models_side_by_side(small_fixture_master):
     two = _assert_png(double.sections[0].rendered.png, "two models")
     assert two.width == 2 * one.width and two.height == one.height
     md = markdown_document(double)
-    assert "| claim | one | two |" in md and "  - one: **PASS**" in md and "  - two: **PASS**" in md
+    assert "| claim | one | two |" in md and "  - one: **INCONCLUSIVE**" in md and "  - two: **INCONCLUSIVE**" in md
 
     class NoScores(Source):
         def labels(self, claim):

@@ -82,9 +82,14 @@ def test_a_missing_measurement_is_not_compared():
 
 def test_other_verdict_changes_are_notes():
     base = baseline(("a", "FAIL", None), ("b", "INCONCLUSIVE", None), ("c", "INCONCLUSIVE", None))
-    changes = compare(base, [verdict("a", P), verdict("b", F), verdict("c", P)], {})
-    assert kinds(changes) == {"a": CHANGED, "b": CHANGED, "c": CHANGED}
+    changes = compare(base, [verdict("a", P), verdict("c", P)], {}, only=("a", "c"))
+    assert kinds(changes) == {"a": CHANGED, "c": CHANGED}
     assert not any(c.is_regression for c in changes)
+
+
+def test_inconclusive_to_fail_is_a_regression():
+    changes = compare(baseline(("b", "INCONCLUSIVE", None)), [verdict("b", F)], {})
+    assert kinds(changes) == {"b": REGRESSION} and "INCONCLUSIVE → FAIL" in changes[0].reason
 
 
 def test_new_and_missing_claims_are_reported_not_regressions():

@@ -84,6 +84,20 @@ def early_dominance(ctx: Context):
     return ctx.verdict(combine(parts))
 
 
+def measure_severity(ctx: Context) -> dict:
+    """Fig 11: per prompt Σ(E[w0] − √ᾱ), −Σ(E[wT] − √(1−ᾱ)) and Σδ over t = T … 1 (the states each step
+    starts from, not x_0), and Σδ over the early window (states 1..early_steps), where the mechanism lives."""
+    sampler = ctx.param("sampler")
+    group = ctx.group(sampler, ctx.param("guidance"))
+    w0, wT = weights(group, ctx.param("reference"))
+    w0, wT = w0.mean(1), wT.mean(1)  # E over seeds: (P, S+1)
+    sqrt_ab, sqrt_1mab = state_schedule(ctx, group, sampler=sampler)
+    states = slice(0, None if ctx.param("include_final_state") else -1)
+    window = slice(1, ctx.param("early_steps") + 1)
+    return {"sums": severity_sums(w0[:, states], wT[:, states], sqrt_ab[states], sqrt_1mab[states]),
+            "early_delta": severity_sums(w0[:, window], wT[:, window], sqrt_ab[window], sqrt_1mab[window])[2]}
+
+
 @register("deviation-predicts-severity", params={
     "sampler": SAMPLER, "guidance": guidance(7.5), "reference": REFERENCE,
     "include_final_state": Param(bool, False),
@@ -96,13 +110,8 @@ def deviation_predicts_severity(ctx: Context):
     sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
-    group = ctx.group(sampler, g)
-    w0, wT = weights(group, ctx.param("reference"))
-    sqrt_ab, sqrt_1mab = state_schedule(ctx, group, sampler=sampler)
-    # Σ over t = T … 1: the states each step starts from, not the final x_0.
-    states = slice(0, None if ctx.param("include_final_state") else -1)
-    excess, suppression, overall = severity_sums(w0.mean(1)[:, states], wT.mean(1)[:, states],
-                                                 sqrt_ab[states], sqrt_1mab[states])
+    measured = measure_severity(ctx)
+    excess, suppression, overall = measured["sums"]
     scores = ctx.labels().scores
     opts = dict(sign=1, **ctx.decide_opts())
     parts = [
@@ -111,12 +120,9 @@ def deviation_predicts_severity(ctx: Context):
         correlation(scores, suppression, what="r(score, −Σ(E[wT] − √(1−ᾱ)))", min_r=ctx.param("min_r_wT"), **opts),
     ]
     decision = combine(parts)
-    # The early window (states 1..early_steps), where the mechanism lives; late states are partly the
-    # score itself (the latent score's train term is cos(x_0, x), close to w0 at the last states).
-    window = slice(1, ctx.param("early_steps") + 1)
-    early_overall = severity_sums(w0.mean(1)[:, window], wT.mean(1)[:, window], sqrt_ab[window],
-                                  sqrt_1mab[window])[2]
-    early_r = correlation(scores, early_overall, what="r(score, Σ δ(t) over the early states)",
+    # Late states are partly the score itself (the latent score's train term is cos(x_0, x), close to
+    # w0 at the last states): the early window is reported beside the full sums.
+    early_r = correlation(scores, measured["early_delta"], what="r(score, Σ δ(t) over the early states)",
                           min_r=ctx.param("min_r"), **opts)
     decision = dataclasses.replace(decision, reason=f"{decision.reason}; reported, not decided: {early_r.reason}")
     return ctx.verdict(decision, r=[p.measured for p in parts], r_early_delta=early_r.measured,

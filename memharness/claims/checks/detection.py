@@ -14,7 +14,7 @@ from memharness.detection.signals import censored_steps, default_rho2, delta_sta
 @register("realtime-detection", params={
     "sampler": SAMPLER, "guidance": guidance(7.5),
     "reference": Param(str, "online", choices=("online", "train", "final")),
-    "gamma": Param(float, 0.2, low=0.0, high=10.0),
+    "gamma": Param(float, 0.2, low=-10.0, high=10.0, doc="the rule's margin; below 0 a threshold above δ = 0"),
     "first_state": Param(int, 1, low=0, high=10_000),
     "horizon": Param(int, None, low=1, high=10_000, nullable=True),
     "window": Param(int, 10, low=1, high=10_000),

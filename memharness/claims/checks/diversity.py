@@ -10,6 +10,20 @@ from memharness.claims.statistics import against_bound, combine, compare_groups,
 _PCA_COLUMN = {"centred": 0, "uncentred": 1}
 
 
+def measure_trace(ctx: Context) -> dict:
+    """Fig 7: tr Cov(x_t) across seeds per prompt and state (P, S+1), and the state the claim reads."""
+    trace = ctx.group(ctx.param("sampler"), ctx.param("guidance")).arrays["trace_cov"].astype(float)
+    return {"trace": trace, "state": min(ctx.param("state"), trace.shape[1] - 1)}
+
+
+def measure_alignment(ctx: Context) -> dict:
+    """Fig 8: |cos(PC1(Δx), x)| per prompt and step (P, S) in the claim's PCA, and its early mean (P,)."""
+    pca, early = ctx.param("pca"), ctx.param("early_steps")
+    cos = ctx.group(ctx.param("sampler"), ctx.param("guidance")).arrays["pc1_cos_x"][..., _PCA_COLUMN[pca]]
+    cos = cos.astype(float)
+    return {"cos": cos, "alignment": cos[:, :early].mean(1), "pca": pca, "early": early}
+
+
 @register("diversity-collapse", params={
     "sampler": SAMPLER, "guidance": guidance(7.5), "state": Param(int, 10, low=0, high=10_000),
     "min_r": Param(float, 0.6, low=0.0, high=1.0, doc="floor of |r|, near the paper's 0.71"), "min_auc": MIN_AUC,
@@ -19,9 +33,8 @@ def diversity_collapse(ctx: Context):
     sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
-    group = ctx.group(sampler, g)
-    state = min(ctx.param("state"), group.arrays["trace_cov"].shape[1] - 1)
-    trace = group.arrays["trace_cov"][:, state].astype(float)
+    measured = measure_trace(ctx)
+    state, trace = measured["state"], measured["trace"][:, measured["state"]]
     labels = ctx.labels()
     return ctx.verdict(combine([
         correlation(labels.scores, trace, sign=-1, what=f"Pearson(score, tr Cov) after {state} steps",
@@ -40,9 +53,8 @@ def update_alignment(ctx: Context):
     sampler, g = ctx.param("sampler"), ctx.param("guidance")
     if early := ctx.preflight(sampler, g):
         return early
-    pca = ctx.param("pca")
-    early = ctx.param("early_steps")
-    alignment = ctx.group(sampler, g).arrays["pc1_cos_x"][:, :early, _PCA_COLUMN[pca]].mean(1).astype(float)
+    measured = measure_alignment(ctx)
+    pca, early, alignment = measured["pca"], measured["early"], measured["alignment"]
     memorized = ctx.labels().memorized
     return ctx.verdict(combine([
         against_bound(alignment[memorized], bound=ctx.param("min_cosine"), direction=">",

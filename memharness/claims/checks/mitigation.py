@@ -63,8 +63,8 @@ def mitigation(ctx: Context):
     if settings.get("sampler") != sampler or float(settings.get("guidance", -1)) != g:
         return ctx.skip(f"the mitigation runs are {settings.get('sampler')} g={settings.get('guidance')}, "
                         f"not the labels' {sampler} g={g:g}")
-    if early := ctx.preflight(sampler, g):
-        return early
+    if reason := ctx.missing(sampler, g):
+        return ctx.skip(reason)
     run = ctx.fixture.runs[sampler]["settings"]
     if settings["seeds"] != run["seeds"] or settings.get("num_inference_steps") != run["num_inference_steps"]:
         return ctx.skip(f"the mitigation runs' seeds or steps differ from the {sampler} run's; re-run "
@@ -74,6 +74,8 @@ def mitigation(ctx: Context):
     after = _mitigated_train(ctx, section, method, scorer)
     if isinstance(after, str):
         return ctx.skip(after)
+    if early := ctx.preflight(sampler, g):
+        return early
     before = _unmitigated_train(ctx, sampler, g, scorer)
     drop, mem = before - after, labels.memorized
     similarity = "latent cos(x_0, x)" if scorer == LATENT_SCORER else f"SSCD_train ({scorer})"

@@ -88,6 +88,16 @@ def conditional_injects_x(ctx: Context):
     return ctx.verdict(decision)
 
 
+def measure_magnitude(ctx: Context) -> dict:
+    """§4, Eq 11: ‖ε_c − ε_u‖ at t = T per prompt (mean over seeds), s = √ᾱ_T/√(1−ᾱ_T) and the ratio to s‖x‖."""
+    group = ctx.group(*_setting(ctx))
+    magnitude = guidance_magnitude(_first_step(group, "eps_c_res", "eps_c_res"),
+                                   _first_step(group, "eps_u_res", "eps_u_res"),
+                                   _first_step(group, "eps_u_res", "eps_c_res")).mean(1)
+    s = eq11_scale(ctx.schedule.alpha_bar(int(group.timesteps[0])))
+    return {"magnitude": magnitude, "s": s, "ratio": magnitude / (s * np.sqrt(group.inner_final("x", "x")[:, 0]))}
+
+
 @register("magnitude-explained", params={
     **SETTING, "min_auc": MIN_AUC, "ratio_tolerance": Param(float, 0.25, low=0.0, high=10.0),
 })
@@ -96,13 +106,9 @@ def magnitude_explained(ctx: Context):
     sampler, g = _setting(ctx)
     if early := ctx.preflight(sampler, g):
         return early
-    group = ctx.group(sampler, g)
     memorized = ctx.labels().memorized
-    magnitude = guidance_magnitude(_first_step(group, "eps_c_res", "eps_c_res"),
-                                   _first_step(group, "eps_u_res", "eps_u_res"),
-                                   _first_step(group, "eps_u_res", "eps_c_res")).mean(1)
-    s = eq11_scale(ctx.schedule.alpha_bar(int(group.timesteps[0])))
-    ratio = magnitude / (s * np.sqrt(group.inner_final("x", "x")[:, 0]))
+    measured = measure_magnitude(ctx)
+    magnitude, ratio, s = measured["magnitude"], measured["ratio"], measured["s"]
     tol = ctx.param("ratio_tolerance")
     return ctx.verdict(combine([
         compare_groups(magnitude[memorized], magnitude[~memorized], alternative="greater",

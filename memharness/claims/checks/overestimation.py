@@ -21,21 +21,30 @@ from memharness.claims.params import Param
 from memharness.claims.statistics import against_bound, combine, compare_groups, within_band
 
 
+def measure_k_against_guidance(ctx: Context) -> dict:
+    """Eq 13: k = ‖x̂0‖/‖x‖ at the claim's step (mean over seeds) per prompt and recorded g (P, G), and
+    each prompt's least-squares slope of k on g."""
+    sampler, step = ctx.param("sampler"), ctx.param("step")
+    scales = np.asarray(ctx.fixture.guidance_scales(sampler), dtype=float)
+    k = np.stack([overestimation(ctx.group(sampler, g))[..., step].mean(1) for g in scales], axis=1)
+    return {"scales": scales, "k": k, "slopes": guidance_slope(scales, k)}
+
+
 @register("linear-in-guidance", params={
     "sampler": SAMPLER, "step": Param(int, 0, low=0, high=10_000),
     "slope_tolerance": Param(float, 0.1, low=0.0, high=10.0), "min_auc": MIN_AUC,
 })
 def linear_in_guidance(ctx: Context):
     """Eq 13: first-step k of memorized prompts grows with g at slope ≈ 1, faster than for normal prompts."""
-    sampler, step = ctx.param("sampler"), ctx.param("step")
+    sampler = ctx.param("sampler")
     scales = ctx.fixture.guidance_scales(sampler)
     if len(scales) < 2:
         return ctx.skip(f"needs ≥ 2 guidance scales in a {sampler} run; the fixture has {scales or 'none'}")
     if early := ctx.preflight(sampler, *scales):
         return early
     memorized = ctx.labels().memorized
-    k = np.stack([overestimation(ctx.group(sampler, g))[..., step].mean(1) for g in scales], axis=1)  # (P, G)
-    slopes = guidance_slope(np.asarray(scales), k)
+    measured = measure_k_against_guidance(ctx)
+    k, slopes = measured["k"], measured["slopes"]
     tol = ctx.param("slope_tolerance")
     decision = combine([
         within_band(slopes[memorized], lower=1 - tol, upper=1 + tol, what="slope of k on g", **ctx.decide_opts()),

@@ -54,6 +54,20 @@ def loss_reversal(ctx: Context):
                                       min_auc=ctx.param("min_auc"), **ctx.decide_opts()))
 
 
+def measure_scores(ctx: Context) -> dict | str:
+    """Fig 3: each prompt's score (Eq 9) without and with guidance; or why the fixture has none."""
+    sampler = ctx.param("sampler")
+    low, high = ctx.param("without_guidance"), ctx.param("with_guidance")
+    values = (ctx.fixture.scores or {}).get("values", {}).get(sampler, {})
+    missing = [g for g in (low, high) if schema.guidance_key(g) not in values]
+    if missing:
+        return f"the fixture has no memorization scores for {sampler} g={missing[0]:g}"
+    ids = [p["id"] for p in ctx.fixture.prompts]
+    before, after = (np.array([values[schema.guidance_key(g)][pid]["score"] for pid in ids]) for g in (low, high))
+    return {"low": low, "high": high, "before": before, "after": after,
+            "scorer": ctx.fixture.scores.get("scorer", "unknown")}
+
+
 @register("guidance-drives-memorization", params={
     "sampler": SAMPLER,
     "without_guidance": guidance(1.0),
@@ -66,14 +80,11 @@ def guidance_drives_memorization(ctx: Context):
     low, high = ctx.param("without_guidance"), ctx.param("with_guidance")
     if early := ctx.preflight(sampler, low, high):
         return early
-    values = ctx.fixture.scores["values"].get(sampler, {})
-    if schema.guidance_key(low) not in values or schema.guidance_key(high) not in values:
-        return ctx.skip(f"the fixture has no memorization scores for {sampler} g={low:g} and g={high:g}")
-    ids = ctx.labels().prompt_ids
-    before = np.array([values[schema.guidance_key(low)][pid]["score"] for pid in ids])
-    after = np.array([values[schema.guidance_key(high)][pid]["score"] for pid in ids])
+    measured = measure_scores(ctx)
+    if isinstance(measured, str):
+        return ctx.skip(measured)
+    before, after, scorer = measured["before"], measured["after"], measured["scorer"]
     memorized = ctx.labels().memorized
-    scorer = ctx.fixture.scores.get("scorer", "unknown")
     min_rise, threshold = ctx.param("min_rise"), ctx.param("threshold")
     already = int((before[memorized] >= threshold).sum())
     normal_rise = float((after - before)[~memorized].mean()) if (~memorized).any() else float("nan")
