@@ -131,3 +131,26 @@ def test_shipped_graded_fixture_has_a_dose_response():
     assert m["fraction_below_at_low"] >= 1 / 3
     assert m["rise_mean"] > 0 and m["rise_ci"][0] > 0
     json.dumps(d, default=float)
+
+
+@needs_shipped
+def test_shipped_graded_weights_make_the_shipped_fixture(tmp_path):
+    """Retrace one graded prompt at the fixture's DDPM settings: the arrays equal the shipped ones."""
+    from safetensors.numpy import load_file
+
+    from memharness.trace.tracer import TraceSettings, trace
+
+    shipped = Fixture(GRADED)
+    settings = shipped.runs["ddpm"]["settings"]
+    denoiser = load_denoiser(load_card("digits-graded"), sampler="ddpm")
+    prompt = next(p for p in denoiser.prompts() if p.duplicates == 16)
+    out = tmp_path / "one"
+    trace(denoiser, out, TraceSettings(sampler="ddpm", num_inference_steps=settings["num_inference_steps"],
+                                       guidance=tuple(settings["guidance"]), seeds=tuple(settings["seeds"])),
+          prompts=[prompt])
+    assert Fixture(out).model == shipped.model  # the same card and weights (their sha256)
+    want = load_file(GRADED / "ddpm" / f"{prompt.id}.safetensors")
+    got = load_file(out / "ddpm" / f"{prompt.id}.safetensors")
+    assert want.keys() == got.keys()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=2e-3, atol=2e-3, err_msg=key)
