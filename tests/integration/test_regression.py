@@ -224,7 +224,7 @@ def test_bad_baseline(small_fixture_master, tmp_path, capsys, content, needles):
 
 
 # --------------------------------------------------------------------------- the shipped baselines
-@pytest.mark.parametrize("model", ["analytic", "digits"])
+@pytest.mark.parametrize("model", ["analytic", "digits", "digits-graded"])
 def test_shipped_baseline_is_current(model):
     """reports/baselines/<model>.json against the shipped fixtures: what .ci/run checks.
 
