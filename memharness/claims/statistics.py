@@ -9,6 +9,9 @@ interval with the claim's floor, the smallest effect the claim calls meaningful:
 - INCONCLUSIVE: the CI straddles the floor, or a group has fewer than ``min_group`` prompts.
 
 Significance alone never PASSes: p-values are reported beside the CI, not used to decide.
+
+``scipy.stats`` costs about a second to import, so it is imported inside the functions that use it:
+commands that decide nothing (``list``, ``trace``, ``--help``) do not pay for it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
 
 from memharness.claims.verdict import Outcome
 
@@ -57,6 +59,8 @@ def bootstrap_ci(values: np.ndarray, *, statistic: Callable = np.mean, alpha: fl
     if values.size < 2 or np.ptp(values) == 0:
         centre = float(statistic(values))
         return centre, centre
+    from scipy import stats
+
     for method in ("BCa", "percentile"):  # BCa degenerates on near-constant data
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the degenerate case is handled by the fallback
@@ -101,12 +105,53 @@ def _auc(first: np.ndarray, second: np.ndarray, axis: int = -1) -> np.ndarray:
     lead = np.broadcast_shapes(first.shape[:-1], second.shape[:-1])
     pooled = np.concatenate([np.broadcast_to(first, lead + (n1,)),
                              np.broadcast_to(second, lead + (n2,))], axis=-1)
+    from scipy import stats
+
     ranks = stats.rankdata(pooled, axis=-1)
     return (ranks[..., :n1].sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n2)
 
 
+class _AucOfResamples:
+    """The AUC of bootstrap resamples given as *indices* into the two samples, from counts.
+
+    Sorting is done once: each value of ``first`` knows how many values of the sorted ``second`` lie
+    below it (``left``) and not above it (``right``). A resample of ``second`` becomes counts per sorted
+    position, their running sums give, for every drawn value of ``first``, the drawn values of ``second``
+    below and equal to it; so 2U = Σ (below + not above), in exact integer arithmetic. The AUC is
+    2U / (2·n1·n2): the same real number the ranks give (U − n1(n1+1)/2 of half-integer ranks is exact in
+    float64), divided once, so the result is bit for bit the rank AUC's. Cost per resample: O(n1 + n2),
+    no sort, no pooled copy.
+    """
+
+    def __init__(self, first: np.ndarray, second: np.ndarray):
+        order = np.argsort(second, kind="stable")
+        ordered = second[order]
+        self.position = np.empty_like(order)
+        self.position[order] = np.arange(order.size)  # original index of second → its sorted position
+        self.left = np.searchsorted(ordered, first, side="left")
+        self.right = np.searchsorted(ordered, first, side="right")
+        self.n1, self.n2 = first.size, second.size
+
+    def __call__(self, first_index: np.ndarray, second_index: np.ndarray, axis: int = -1) -> np.ndarray:
+        i = np.asarray(first_index).astype(np.intp)
+        j = self.position[np.asarray(second_index).astype(np.intp)]
+        lead = np.broadcast_shapes(i.shape[:-1], j.shape[:-1])
+        i, j = np.broadcast_to(i, lead + i.shape[-1:]), np.broadcast_to(j, lead + j.shape[-1:])
+        rows = int(np.prod(lead, dtype=np.int64))
+        flat = (j.reshape(rows, self.n2) + (np.arange(rows) * self.n2)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=rows * self.n2).reshape(rows, self.n2)
+        below = np.zeros((rows, self.n2 + 1), dtype=np.int64)
+        np.cumsum(counts, axis=1, out=below[:, 1:])  # below[:, k]: drawn values at sorted positions < k
+        i = i.reshape(rows, self.n1)
+        twice_u = (np.take_along_axis(below, self.left[i], axis=1)
+                   + np.take_along_axis(below, self.right[i], axis=1)).sum(axis=1)
+        return (twice_u / (2 * self.n1 * self.n2)).reshape(lead)
+
+
 def _two_sample_ci(first: np.ndarray, second: np.ndarray, statistic: Callable, *, alpha: float,
                    seed: int) -> tuple[float, float]:
+    from scipy import stats
+
     res = stats.bootstrap((first, second), statistic, paired=False, vectorized=True,
                           confidence_level=_confidence(alpha), n_resamples=_N_RESAMPLES, method="percentile",
                           rng=np.random.default_rng(seed))
@@ -126,10 +171,15 @@ def compare_groups(
     early = _too_few(what, {"memorized": mem.size, "normal": norm.size}, min_group)
     if early:
         return early
+    from scipy import stats
+
     sign = 1.0 if alternative == "greater" else -1.0
     auc = float(_auc(sign * mem, sign * norm))
     test = stats.mannwhitneyu(mem, norm, alternative=alternative)
-    ci = _two_sample_ci(sign * mem, sign * norm, lambda a, b, axis=-1: _auc(a, b), alpha=alpha, seed=seed)
+    # The bootstrap resamples indices (scipy draws the same indices it would draw for the values), and the
+    # AUC of each resample comes from counts (_AucOfResamples): the same CI as ranking every resample.
+    ci = _two_sample_ci(np.arange(mem.size, dtype=np.float64), np.arange(norm.size, dtype=np.float64),
+                        _AucOfResamples(sign * mem, sign * norm), alpha=alpha, seed=seed)
     word = "larger" if alternative == "greater" else "smaller"
     outcome = against_floor(ci, min_auc, higher=True)
     verb = {Outcome.PASS: f"{word} for memorized prompts", Outcome.FAIL: f"not clearly {word} for memorized prompts",
@@ -208,6 +258,8 @@ def paired_increase(
     mean, ci = float(diff.mean()), bootstrap_ci(diff, alpha=alpha, seed=seed)
     p_value = statistic = None
     if np.any(diff != 0):
+        from scipy import stats
+
         test = stats.wilcoxon(after, before, alternative="greater", zero_method="wilcox")
         p_value, statistic = float(test.pvalue), float(test.statistic)
     outcome = against_floor(ci, min_increase, higher=True)
@@ -230,6 +282,8 @@ def correlation(
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return Decision(Outcome.FAIL, f"{what}: one variable is constant, no correlation", measured=0.0,
                         ci=(0.0, 0.0), test="Pearson r", floor=floor, higher_is_stronger=sign > 0)
+    from scipy import stats
+
     res = stats.pearsonr(x, y)
     ci_res = res.confidence_interval(confidence_level=_confidence(alpha))
     r, ci = float(res.statistic), (float(ci_res.low), float(ci_res.high))
