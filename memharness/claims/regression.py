@@ -18,6 +18,7 @@ from typing import Any
 
 from memharness.claims.verdict import Outcome, Verdict
 from memharness.errors import MemharnessError
+from memharness.trace.validate import MAX_MAGNITUDE
 
 REGRESSION = "regression"  # fails the run
 NEW = "new"  # checked now, absent from the baseline
@@ -71,8 +72,9 @@ def _validate_report(report: Any, path: Path, where: str) -> None:
             raise bad(f"claims[{i}] ({claim['id']}) has verdict {claim.get('verdict')!r}, not one of "
                       f"{', '.join(sorted(_VERDICTS))}")
         measured = claim.get("measured")
-        if measured is not None and (isinstance(measured, bool) or not isinstance(measured, (int, float))):
-            raise bad(f"claims[{i}] ({claim['id']}) has a non-numeric 'measured'")
+        if measured is not None and (isinstance(measured, bool) or not isinstance(measured, (int, float))
+                                     or not abs(measured) <= MAX_MAGNITUDE):
+            raise bad(f"claims[{i}] ({claim['id']}) has a 'measured' that is not a finite number")
 
 
 def parse_baseline(data: Any, path: Path) -> dict[str, dict[str, Any]]:
@@ -102,6 +104,8 @@ def load_baseline(path: Path) -> dict[str, dict[str, Any]]:
         raise MemharnessError(f"--baseline {path}: not valid JSON{where}; {_write_hint(path)}") from None
     except OSError as exc:
         raise MemharnessError(f"--baseline {path}: cannot read it ({exc.strerror})") from None
+    except RecursionError:
+        raise MemharnessError(f"--baseline {path}: nested too deeply to be a report; {_write_hint(path)}") from None
     return parse_baseline(data, path)
 
 

@@ -726,6 +726,8 @@ def test_odd_paths_are_one_line(world, case, capsys):
     rc = run_cli(argv)
     _, err = capsys.readouterr()
     one_line(rc, err)
+    if case == "baseline-too-deep":
+        assert "deep.json" in err and "nested too deeply" in err
     assert snapshot(tmp) == before
 
 
