@@ -128,7 +128,7 @@ def test_parse_one_report_or_a_list():
         ({"model": "toy"}, "'claims'"),
         ({"model": "toy", "claims": [{"verdict": "PASS"}]}, "claims[0]"),
         ({"model": "toy", "claims": [{"id": "a", "verdict": "GOOD"}]}, "'GOOD'"),
-        ({"model": "toy", "claims": [{"id": "a", "verdict": "PASS", "measured": "1.0"}]}, "non-numeric"),
+        ({"model": "toy", "claims": [{"id": "a", "verdict": "PASS", "measured": "1.0"}]}, "not a finite number"),
         ([baseline(), baseline()], "twice"),
         ([baseline(), 3], "item 1"),
     ],
