@@ -78,6 +78,25 @@ def _writer_lock(folder: Path, args: argparse.Namespace, option: str = "--out"):
                       create=option == "--out")
 
 
+def _weights_options(args: argparse.Namespace) -> dict:
+    """--revision / --variant for loading from a hub id (only what was given)."""
+    return {key: getattr(args, key) for key in ("revision", "variant") if getattr(args, key, None)}
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, weights: bool = False) -> None:
+    """--limit and --threads (and with ``weights``, --revision / --variant) of the long commands."""
+    parser.add_argument("--limit", type=_positive_int, metavar="N",
+                        help="only the first N prompts (a quick run)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="torch CPU threads (default: the physical cores; 1 per process under accelerate)")
+    if weights:
+        parser.add_argument("--revision", metavar="REV",
+                            help="hub revision (branch, tag or commit) when --model-path or the card is a hub id")
+        parser.add_argument("--variant", metavar="NAME",
+                            help="weights variant on the hub or in the folder, e.g. fp16 "
+                                 "(diffusion_pytorch_model.fp16.safetensors)")
+
+
 def default_fixture_dir(model: str) -> Path:
     """./fixtures/<model> when present, else the fixtures shipped beside the package."""
     local = Path("fixtures") / model
@@ -109,8 +128,13 @@ def fixture_targets(models: Sequence[str], fixtures: str | None) -> list[tuple[s
 
 def open_fixture(model: str | None, root: Path):
     """The fixture at ``root`` and the model it holds, which must be ``model`` when one is named."""
-    from memharness.trace.store import Fixture
+    from memharness.trace.store import MANIFEST, Fixture
 
+    if model is not None and root == default_fixture_dir(model) and not (root / MANIFEST).is_file():
+        from memharness.guide import first_run
+        from memharness.models import load_card
+
+        raise first_run(load_card(model), root, display=str(Path("fixtures") / model))  # what trace writes
     fixture = Fixture(root)
     recorded = fixture.model.get("id")
     if model is not None and model != recorded:
@@ -283,8 +307,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     refuse_inside_fixture(out, "--out")
     command = " ".join(["memharness report", *(f"--model {r.model}" for r in reports),
                         *([f"--fixtures {args.fixtures}"] if args.fixtures else []), f"--out {out}"])
+    from memharness.progress import LongWork
+
     try:
-        written = write_report(out, build_report(reports, sources, command=command))
+        with LongWork("report", "+".join(r.model for r in reports), unit="figures") as work:
+            doc = build_report(reports, sources, command=command,
+                               progress=lambda done, total: work.update(done, total))
+        written = write_report(out, doc)
     except OSError as exc:
         raise MemharnessError(f"--out: cannot write {exc.filename or out} ({exc.strerror})") from None
     n_figures = sum(p.suffix == ".png" for p in written)
@@ -308,8 +337,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
         _trace_settings(args, card)  # bad settings fail before any weights load
     state = _distributed_state()
     device = _device(args.device, card, state)
+    from memharness.runtime import set_threads
+
+    args.threads = set_threads(args.threads)  # physical cores, or one per process under accelerate
     denoiser = load_denoiser(card, device=device, model_path=args.model_path, dtype=args.dtype,
-                             sampler=args.sampler)
+                             sampler=args.sampler, **_weights_options(args))
     card = denoiser.card
     settings = _trace_settings(args, card)
     out = Path(args.out) if args.out else Path("fixtures") / card.id
@@ -322,28 +354,28 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def _trace_locked(denoiser, card, out: Path, settings, prompts, prompt_set: str, args: argparse.Namespace) -> int:
+    from memharness.progress import LongWork
+    from memharness.runtime import provenance
     from memharness.scoring.latent import write_latent_scores
     from memharness.trace.tracer import trace
 
     console, plain = _console(sys.stderr)
     started = time.perf_counter()
-    skipped = 0
     per_prompt = settings.unet_evaluations()
-    with _progress(console, plain, "trace", "prompts · {task.fields[rate]}") as bar:
-        scales = ",".join(f"{g:g}" for g in settings.guidance)
-        label = f"{card.id} {args.sampler} {len(settings.seeds)} seeds g={scales}"
-        task = bar.add_task(label, total=None, rate="")
+    scales = ",".join(f"{g:g}" for g in settings.guidance)
+    label = f"{card.id} {args.sampler} {len(settings.seeds)} seeds g={scales}"
+    with LongWork("trace", label, unit="prompts", stream=sys.stderr, plain=plain) as work:
 
         def progress(done: int, total: int, prompt_id: str, was_skipped: bool) -> None:
-            nonlocal skipped
-            skipped += was_skipped
-            elapsed = time.perf_counter() - started
-            traced = done - skipped
-            rate = f"{traced * per_prompt / elapsed:,.0f} UNet evals/s" if traced and elapsed > 0 else ""
-            bar.update(task, completed=done, total=total, rate=rate)
+            traced = done - work.skipped - int(was_skipped)
+            note = f"{traced * per_prompt / work.elapsed:,.0f} UNet evals/s" if traced > 0 else None
+            work.update(done, total, skipped=was_skipped, note=note)
 
+        record = provenance(denoiser, command=_command_line(args), batch_size=settings.batch_size,
+                            threads=args.threads)
         writer = trace(denoiser, out, settings, prompts=prompts, prompt_set=prompt_set,
-                       overwrite=args.overwrite, progress=progress)
+                       overwrite=args.overwrite, progress=progress, limit=args.limit, provenance=record)
+    skipped = work.skipped
     # The latent score (Eq 9 with latent cosines) labels prompts until an image scorer has run;
     # scores of another scorer (SSCD) are never replaced here.
     kept = write_latent_scores(out) is None
@@ -414,7 +446,7 @@ def _trace_sharded(state, denoiser, out: Path, settings, prompts, prompt_set: st
     from memharness.trace.tracer import trace
 
     rank, world = state.process_index, state.num_processes
-    all_prompts = list(prompts if prompts is not None else denoiser.prompts())
+    all_prompts = list(prompts if prompts is not None else denoiser.prompts())[:args.limit]
     mine = shard(all_prompts, rank, world)
     started = time.perf_counter()
     if mine:
@@ -422,10 +454,14 @@ def _trace_sharded(state, denoiser, out: Path, settings, prompts, prompt_set: st
               overwrite=args.overwrite)
     state.wait_for_everyone()
     if state.is_main_process:
+        from memharness.runtime import provenance
+
+        record = {**provenance(denoiser, command=_command_line(args), batch_size=settings.batch_size,
+                               threads=args.threads), "processes": world}
         with _writer_lock(out, args):
             merge_shards(out, world, sampler=settings.sampler, model=denoiser.card.to_dict(),
                          prompts=[p.to_manifest() for p in all_prompts],
-                         prompt_set=prompt_set, overwrite=args.overwrite)
+                         prompt_set=prompt_set, overwrite=args.overwrite, provenance=record)
             write_latent_scores(out)
         print(f"traced {len(all_prompts)} prompts on {world} processes into {out} "
               f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
@@ -480,10 +516,9 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from memharness.data.fetch import FetchItem, FetchOptions, fetch_images, write_prompt_file
     from memharness.data.prompt_sets import load_set
+    from memharness.progress import LongWork
 
     entries = load_set(args.set)
     items = [FetchItem(id=e.id, url=e.url, text=e.text, category=e.category) for e in entries if e.url]
@@ -493,17 +528,13 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
                            concurrency=args.concurrency, max_bytes=args.max_bytes, max_redirects=args.max_redirects)
     out = Path(args.out)
     console, plain = _console(sys.stderr)
-    with _writer_lock(out, args), Progress(TextColumn("[bold]fetch[/] {task.description}"), BarColumn(),
-                                           MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
-                                           TimeRemainingColumn(), console=console, disable=plain,
-                                           transient=True) as bar:
-        task = bar.add_task(args.set, total=len(items), ok=0)
+    with _writer_lock(out, args), LongWork("fetch", args.set, unit="images", total=len(items), plain=plain) as work:
         ok = 0
 
         def progress(done: int, total: int, result) -> None:
             nonlocal ok
             ok += result.status == "ok"
-            bar.update(task, completed=done, ok=ok)
+            work.update(done, total, note=f"{ok} ok")
 
         results = fetch_images(items, out, options=options, progress=progress)
         prompts = write_prompt_file(out, items, results)
@@ -524,6 +555,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         from memharness.trace.store import Fixture
 
         Fixture(root)  # one line: no fixture here
+    if args.limit is not None:  # a quick look at the first N prompts' scores; the fixture is left as it is
+        return _score_preview(root, args)
     if not args.images:
         with _writer_lock(root, args, option="--fixtures"):
             if write_latent_scores(root, replace_other=args.overwrite) is None:
@@ -534,8 +567,10 @@ def cmd_score(args: argparse.Namespace) -> int:
                                       "replace them with the latent score: pass --overwrite to do so")
         print(f"scored {root} with the latent score (no --images: Eq 9 with latent cosines)", file=sys.stderr)
         return 0
+    from memharness.runtime import set_threads
     from memharness.scoring.sscd import SSCDModel
 
+    set_threads(args.threads)
     model = SSCDModel(args.sscd_model, size=args.size, resize=args.resize)
     with _writer_lock(root, args, option="--fixtures"):
         _score_images_locked(root, args, model)
@@ -543,15 +578,49 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _score_images_locked(root: Path, args: argparse.Namespace, model) -> None:
+    from memharness.progress import LongWork
     from memharness.scoring.sscd import score_fixture
 
-    score_fixture(root, Path(args.images), model)
+    with LongWork("score", f"{root.name} {model.name}", unit="prompt groups") as work:
+        score_fixture(root, Path(args.images), model, progress=lambda done, total, what: work.update(done, total))
     print(f"scored {root} with {model.name} on the images in {args.images}", file=sys.stderr)
     from memharness.mitigation.scoring import has_mitigation_images, score_mitigation_images
 
     if has_mitigation_images(root, Path(args.images)):  # `memharness mitigate --images DIR` wrote them
         score_mitigation_images(root, Path(args.images), model)
         print(f"scored the mitigated images in {Path(args.images) / 'mitigation'}", file=sys.stderr)
+
+
+def _score_preview(root: Path, args: argparse.Namespace) -> int:
+    """score --limit N: the first N prompts' scores per run and guidance scale, printed, not written."""
+    from memharness.trace.store import Fixture
+
+    fixture = Fixture(root)
+    if args.images:
+        from memharness.progress import LongWork
+        from memharness.runtime import set_threads
+        from memharness.scoring.sscd import SSCDModel, score_fixture
+
+        set_threads(args.threads)
+        model = SSCDModel(args.sscd_model, size=args.size, resize=args.resize)
+        with LongWork("score", f"{root.name} {model.name} (first {args.limit})", unit="prompt groups") as work:
+            scores = score_fixture(root, Path(args.images), model, limit=args.limit,
+                                   progress=lambda done, total, what: work.update(done, total))
+    else:
+        from memharness.scoring.latent import score_fixture_latent
+
+        scores = score_fixture_latent(fixture)
+    first = [p["id"] for p in fixture.prompts[:args.limit]]
+    print(f"{scores['scorer']} scores of the first {len(first)} of {len(fixture.prompts)} prompts "
+          f"(--limit: not written into {root})")
+    for sampler, by_g in scores["values"].items():
+        for gkey, by_prompt in by_g.items():
+            for pid in first:
+                entry = by_prompt.get(pid)
+                if entry is not None:
+                    parts = [f"{key} {entry[key]:.3f}" for key in ("train", "generate", "score") if key in entry]
+                    print(f"  {sampler} {gkey} {pid}: {', '.join(parts)}")
+    return 0
 
 
 # --------------------------------------------------------------------------- claims
@@ -576,10 +645,18 @@ def cmd_claims(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- models
 def cmd_models(args: argparse.Namespace) -> int:
     from memharness.models import available_cards, load_card
+    from memharness.trace.store import MANIFEST
 
+    rows = []
     for name in available_cards():
         card = load_card(name)
-        print(f"{card.id:<16} {card.backend:<10} latent {'×'.join(map(str, card.latent_shape)):<10} {card.title}")
+        folder = default_fixture_dir(card.id)
+        where = _display_path(folder) if (folder / MANIFEST).is_file() else "none yet"
+        rows.append((card.id, card.backend, "×".join(map(str, card.latent_shape)), where, card.title))
+    width = max(len(f"fixtures {r[3]}") for r in rows)
+    for model, backend, latent, where, title in rows:  # one line per card (scripts split it)
+        print(f"{model:<16} {backend:<10} latent {latent:<10} {'fixtures ' + where:<{width}} {title}")
+    print("a model without fixtures: `memharness check --model M` says how to record them", file=sys.stderr)
     return 0
 
 
@@ -715,8 +792,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=_positive_int, default=50, metavar="T", help="denoising steps (default 50)")
     tr.add_argument("--full-latents", action="store_true", help="also store every latent x_t (large)")
     tr.add_argument("--overwrite", action="store_true", help="replace a run recorded with other settings")
-    tr.add_argument("--model-path", metavar="DIR",
-                    help="a local diffusers pipeline folder (the weights of --model's card, or any SD pipeline)")
+    tr.add_argument("--model-path", metavar="PATH",
+                    help="the weights: a diffusers pipeline folder, a single-file checkpoint (.safetensors, .ckpt) "
+                         "or a hub id (the weights of --model's card, or any SD pipeline)")
     tr.add_argument("--prompts", metavar="FILE",
                     help="prompts with paired training images (.jsonl/.json/.csv: id, text, image)")
     tr.add_argument("--batch-size", type=_positive_int, metavar="B", help="seeds per UNet batch (default: all)")
@@ -727,6 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dtype", choices=("float16", "float32", "bfloat16"),
                     help="model dtype (default float16 on CUDA, float32 on the CPU)")
     tr.add_argument("--wait", action="store_true", help="wait for another writer of --out instead of failing")
+    add_run_options(tr, weights=True)
     tr.set_defaults(func=cmd_trace)
 
     claims = sub.add_parser("claims", help="list the claims, or show one claim file")
@@ -770,6 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--overwrite", action="store_true",
                        help="without --images: replace scores of another scorer (SSCD) with the latent score")
     score.add_argument("--wait", action="store_true", help="wait for another writer of the fixture instead of failing")
+    add_run_options(score)
     score.set_defaults(func=cmd_score)
 
     zoo = sub.add_parser("zoo", help="model organisms trained here (digits)")
@@ -804,6 +884,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except MemharnessError as exc:
+        for line in getattr(exc, "guide", ()):  # a first run: what to do, before the one error line
+            print(line, file=sys.stderr)
         print(f"memharness: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the system refuses (name too long, permissions, disk full): still one line

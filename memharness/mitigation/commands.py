@@ -17,15 +17,18 @@ def _load(args: argparse.Namespace):
     from memharness.models import load_card, load_denoiser
 
     card = load_card(args.model or DEFAULT_MODEL) if args.model or not args.model_path else None
+    from memharness.cli import _weights_options
+
     return load_denoiser(card, device=_device(args.device, card, None), model_path=args.model_path,
-                         dtype=args.dtype, sampler="ddim")
+                         dtype=args.dtype, sampler="ddim", **_weights_options(args))
 
 
 # --------------------------------------------------------------------------- mitigate
 def cmd_mitigate(args: argparse.Namespace) -> int:
     """Sample the fixture's prompts with each mitigation method; write its "mitigation" section."""
-    from memharness.cli import DEFAULT_MODEL, _console, _progress, _writer_lock, default_fixture_dir
+    from memharness.cli import DEFAULT_MODEL, _console, _writer_lock, default_fixture_dir
     from memharness.mitigation.record import MitigationSettings, record_mitigation, summarize
+    from memharness.trace.store import read_manifest
 
     if not args.fixtures and args.model_path and not args.model:
         raise MemharnessError("--fixtures: give the fixture folder of the --model-path model")
@@ -34,23 +37,30 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
                                   guidance=args.guidance, batch_size=args.batch_size,
                                   image_dir=Path(args.images) if args.images else None)
     settings.policies()  # bad options fail before any weights load
+    from memharness.progress import LongWork
+    from memharness.runtime import set_threads
+
+    args.threads = set_threads(args.threads)
     denoiser = _load(args)
     console, plain = _console(sys.stderr)
     started = time.perf_counter()
-    skipped = 0
-    with _progress(console, plain, "mitigate", "prompts") as bar:
-        task = bar.add_task(f"{denoiser.card.id} {' '.join(settings.methods)} g={settings.guidance:g}", total=None)
+    label = f"{denoiser.card.id} {' '.join(settings.methods)} g={settings.guidance:g}"
+    with LongWork("mitigate", label, unit="prompts", stream=sys.stderr, plain=plain) as work:
 
         def progress(done: int, total: int, prompt_id: str, was_skipped: bool) -> None:
-            nonlocal skipped
-            skipped += was_skipped
-            bar.update(task, completed=done, total=total)
+            work.update(done, total, skipped=was_skipped)
 
         with _writer_lock(root, args, option="--fixtures"):  # one writer per fixture folder
-            section = record_mitigation(denoiser, root, settings, overwrite=args.overwrite, progress=progress)
+            section = record_mitigation(denoiser, root, settings, overwrite=args.overwrite, progress=progress,
+                                        limit=args.limit)
+    skipped = work.skipped
     console.print(f"mitigated {len(section['files'])} prompts ({skipped} already done) × "
                   f"{len(section['settings']['seeds'])} seeds with {', '.join(section['settings']['methods'])} "
                   f"into {root / 'mitigation'} in {time.perf_counter() - started:.1f} s", soft_wrap=True)
+    if len(section["files"]) < len(read_manifest(root)["prompts"]):  # --limit: a quick run, no summary yet
+        console.print(f"{len(section['files'])} of {len(read_manifest(root)['prompts'])} prompts mitigated; run "
+                      "the same command without --limit to finish the section", soft_wrap=True, markup=False)
+        return 0
     for line in summarize(root):
         console.print(line, soft_wrap=True, markup=False)
     return 0
@@ -119,8 +129,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="M", help="model id or card file (default analytic, or the card of "
                                                      "--model-path)")
-    parser.add_argument("--model-path", metavar="DIR",
-                        help="a local diffusers pipeline folder (the weights of --model's card, or any SD pipeline)")
+    parser.add_argument("--model-path", metavar="PATH",
+                        help="the weights: a diffusers pipeline folder, a single-file checkpoint (.safetensors, "
+                             ".ckpt) or a hub id (the weights of --model's card, or any SD pipeline)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1")
     parser.add_argument("--dtype", choices=("float16", "float32", "bfloat16"),
                         help="model dtype (default float16 on CUDA, float32 on the CPU)")
@@ -147,6 +158,9 @@ def add_parsers(sub, positive_int) -> None:
     mit.add_argument("--overwrite", action="store_true",
                      help="replace a mitigation section recorded with other settings")
     mit.add_argument("--wait", action="store_true", help="wait for another writer of the fixture instead of failing")
+    from memharness.cli import add_run_options
+
+    add_run_options(mit, weights=True)
     mit.set_defaults(func=cmd_mitigate)
 
     gen = sub.add_parser("generate", help="sample one prompt with real-time detection (App H), optionally "

@@ -129,8 +129,11 @@ def record_mitigation(
     *,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """Sample the fixture's prompts with each method and write the "mitigation" section; returns it."""
+    """Sample the fixture's prompts with each method and write the "mitigation" section; returns it.
+    ``limit``: only the first N prompts (a quick run; the section then lacks the others, as an
+    interrupted run does, and the same command without it finishes them)."""
     root = Path(root)
     policies = settings.policies()
     fixture = Fixture(root)
@@ -162,7 +165,7 @@ def record_mitigation(
     if section is None:
         section = {"settings": record, "scorer": LATENT_SCORER, "files": {}}
         writer.write_section(SECTION, section)
-    prompts = fixture.prompts
+    prompts = fixture.prompts[:limit]
     for done, entry in enumerate(prompts, start=1):
         pid = entry["id"]
         if _is_done(root, section["files"].get(pid)):

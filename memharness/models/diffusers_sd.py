@@ -156,59 +156,50 @@ class DiffusersDenoiser:
     @classmethod
     def load(
         cls, card: ModelCard, *, model_path: str | None = None, device: str = "cpu", dtype: str | None = None,
-        sampler: str = "ddim",
+        sampler: str = "ddim", revision: str | None = None, variant: str | None = None,
     ) -> DiffusersDenoiser:
-        """``from_pretrained`` on a local folder, or on the card's hub id and revision."""
-        _quiet_loading()  # before the import: resolving the pipeline class logs transformers warnings
-        from diffusers import AutoencoderKL, StableDiffusionPipeline
-
+        """The card's weights: ``model_path`` (a folder, a single file or a hub id), else the card's hub id."""
         torch_device = torch.device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         source = model_path or card.params.get("hub_id")
         if not source:
-            raise MemharnessError(f"card {card.id}: no hub_id in the card; pass --model-path DIR")
-        kwargs: dict[str, Any] = {"dtype": torch_dtype, "safety_checker": None,
-                                  "requires_safety_checker": False}
-        if not model_path and card.params.get("revision"):
-            kwargs["revision"] = card.params["revision"]
-        if model_path and not Path(model_path).is_dir():
-            raise MemharnessError(f"--model-path: {model_path} is not a folder with a diffusers pipeline")
-        try:
-            if card.params.get("vae") and not model_path:
-                source = card.params["vae"]
-                kwargs["vae"] = AutoencoderKL.from_pretrained(source, dtype=torch_dtype)
-                source = card.params["hub_id"]
-            pipe = StableDiffusionPipeline.from_pretrained(source, **kwargs)
-        except (OSError, ValueError) as exc:
-            where = f"folder {source}" if model_path else f"hub id {source!r}"
-            hint = "" if model_path else "; without network, download the weights elsewhere and pass --model-path DIR"
-            raise MemharnessError(f"cannot load {where}: {_first_line(exc)}{hint}") from None
+            raise MemharnessError(f"card {card.id}: no hub_id in the card; pass --model-path with the weights "
+                                  "(a diffusers folder, a .safetensors/.ckpt file or a hub id)")
+        if not model_path and not revision and card.params.get("revision"):
+            revision = card.params["revision"]
+        vae = card.params.get("vae") if not model_path else None
+        config = card.params.get("single_file_config") or card.params.get("hub_id")
+        pipe, weights = _load_pipeline(str(source), dtype=torch_dtype, revision=revision, variant=variant,
+                                       vae=vae, config=config, from_card=not model_path)
         pipe = pipe.to(torch_device)
         pipe.set_progress_bar_config(disable=True)
-        return cls(card, pipe, sampler=sampler)
+        denoiser = cls(card, pipe, sampler=sampler)
+        denoiser.weights_path = weights
+        return denoiser
 
     @classmethod
     def from_path(cls, model_path: str, *, device: str = "cpu", dtype: str | None = None,
-                  sampler: str = "ddim") -> DiffusersDenoiser:
-        """A pipeline folder no card describes; its card (id = folder name) is read off the model."""
-        folder = Path(model_path)
-        if not folder.is_dir():
-            raise MemharnessError(f"--model-path: {model_path} is not a folder with a diffusers pipeline")
-        _quiet_loading()  # before the import: resolving the pipeline class logs transformers warnings
-        from diffusers import StableDiffusionPipeline
-
+                  sampler: str = "ddim", revision: str | None = None, variant: str | None = None) -> DiffusersDenoiser:
+        """Weights no card describes; the card (id = the folder's or file's name) is read off the model."""
         torch_device = torch.device(device)
-        try:
-            pipe = StableDiffusionPipeline.from_pretrained(
-                folder, dtype=resolve_dtype(dtype, torch_device), safety_checker=None,
-                requires_safety_checker=False,
-            )
-        except (OSError, ValueError) as exc:
-            raise MemharnessError(f"--model-path: cannot load a pipeline from {folder}: {_first_line(exc)}") \
-                from None
+        pipe, weights = _load_pipeline(str(model_path), dtype=resolve_dtype(dtype, torch_device),
+                                       revision=revision, variant=variant)
         pipe = pipe.to(torch_device)
         pipe.set_progress_bar_config(disable=True)
-        return cls(card_from_pipeline(pipe, model_id=folder.resolve().name), pipe, sampler=sampler)
+        path = Path(model_path)
+        name = path.resolve().stem if path.is_file() else (path.resolve().name if path.is_dir()
+                                                           else str(model_path).rstrip("/").split("/")[-1])
+        denoiser = cls(card_from_pipeline(pipe, model_id=name), pipe, sampler=sampler)
+        denoiser.weights_path = weights
+        return denoiser
+
+    weights_path: Path | None = None
+
+    def weights_sha256(self) -> str | None:
+        """sha256 of the weights loaded (a file's bytes; a folder's weight files), None for a hub id."""
+        from memharness.runtime import weights_sha256
+
+        return weights_sha256(self.weights_path)
 
     # ----------------------------------------------------------------- Denoiser protocol
     def prompts(self) -> list[Prompt]:
@@ -261,6 +252,71 @@ class DiffusersDenoiser:
         image = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor, return_dict=False)[0]
         image = self.pipe.image_processor.postprocess(image, output_type="np", do_denormalize=[True] * len(image))
         return (image * 255).round().astype(np.uint8)
+
+
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+
+
+def _load_pipeline(source: str, *, dtype: torch.dtype, revision: str | None = None, variant: str | None = None,
+                   vae: str | None = None, config: str | None = None, from_card: bool = False,
+                   ) -> tuple[Any, Path | None]:
+    """A StableDiffusionPipeline from a diffusers folder, a single-file checkpoint (``from_single_file``
+    with ``config``, the card's pipeline config: a hub id or a local diffusers folder) or a hub id.
+    Returns it and the local weights path (None for a hub id)."""
+    _quiet_loading()  # before the import: resolving the pipeline class logs transformers warnings
+    from diffusers import AutoencoderKL, StableDiffusionPipeline
+
+    path = Path(source).expanduser()
+    common: dict[str, Any] = {"safety_checker": None, "requires_safety_checker": False}
+    option = "card hub_id" if from_card else "--model-path"
+    try:
+        if path.is_dir():
+            kwargs = {**common, "dtype": dtype, **({"variant": variant} if variant else {})}
+            return StableDiffusionPipeline.from_pretrained(path, **kwargs), path
+        if path.is_file():
+            if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+                raise MemharnessError(f"--model-path: {source} is neither a diffusers folder nor a checkpoint file "
+                                      f"({', '.join(SINGLE_FILE_SUFFIXES)})")
+            if path.suffix.lower() == ".safetensors":
+                _check_safetensors(path)
+            kwargs = {**common, "torch_dtype": dtype, "local_files_only": True}
+            if config:
+                kwargs["config"] = str(Path(config).expanduser()) if Path(config).expanduser().is_dir() else config
+            # diffusers unpickles a .ckpt with torch.load(weights_only=True): tensors only, no code runs.
+            return StableDiffusionPipeline.from_single_file(str(path), **kwargs), path
+        if source.startswith((".", "/", "~")) or source.count("/") != 1:
+            raise MemharnessError(f"--model-path: {source} does not exist (give a diffusers folder, a "
+                                  ".safetensors/.ckpt file or a hub id like CompVis/stable-diffusion-v1-4)")
+        kwargs = {**common, "dtype": dtype, **({"variant": variant} if variant else {}),
+                  **({"revision": revision} if revision else {})}
+        if vae:
+            kwargs["vae"] = AutoencoderKL.from_pretrained(vae, dtype=dtype)
+        return StableDiffusionPipeline.from_pretrained(source, **kwargs), None
+    except MemharnessError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        if path.is_dir():
+            where = f"{option}: cannot load a pipeline from folder {source}" if not from_card else \
+                f"cannot load folder {source}"
+            raise MemharnessError(f"{where}: {_first_line(exc)}") from None
+        if path.is_file():
+            hint = "" if config else "; a single file needs the pipeline config: give --model a card whose " \
+                                     "hub_id (or single_file_config) names it, as a hub id or a local diffusers folder"
+            raise MemharnessError(f"--model-path: cannot load the checkpoint {source}: {_first_line(exc)}{hint}") \
+                from None
+        raise MemharnessError(f"cannot load hub id {source!r}: {_first_line(exc)}; without network, download the "
+                              "weights elsewhere and pass --model-path with the folder or file") from None
+
+
+def _check_safetensors(path: Path) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except Exception as exc:  # noqa: BLE001 - any reader failure is one line
+        raise MemharnessError(f"--model-path: {path} is not a readable safetensors file ({_first_line(exc)})") \
+            from None
 
 
 def load_training_image(path: str | Path, size: int) -> np.ndarray:

@@ -124,19 +124,21 @@ def _claim_entries(reports: Sequence[ModelReport]) -> tuple[ClaimEntry, ...]:
 
 
 def build_report(reports: Sequence[ModelReport], sources: Sequence[Source], *, command: str,
-                 figures: Sequence[FigureDef] = FIGURES) -> ReportDoc:
-    """Render every figure for every model and assemble the document (no files written)."""
+                 figures: Sequence[FigureDef] = FIGURES, progress=None) -> ReportDoc:
+    """Render every figure for every model and assemble the document (no files written).
+    ``progress(done, total)`` is called after each figure (long work: ``memharness.progress``)."""
     claims = _claim_entries(reports)
     by_id = {c.id: c for c in claims}
     sections = []
-    for defn in figures:
+    for done, defn in enumerate(figures, start=1):
         shown = tuple(by_id[c] for c in defn.claims if c in by_id)
-        if not shown:
-            continue  # none of its claims was checked (e.g. --claim): no figure
-        rendered = render_figure(defn, sources)
-        if defn.optional and rendered.png is None:
-            continue  # a figure beyond the paper's (the dose response) where no model has its data
-        sections.append(FigureSection(defn, rendered, shown))
+        # none of its claims was checked (e.g. --claim): no figure
+        rendered = render_figure(defn, sources) if shown else None
+        # a figure beyond the paper's (the dose response) where no model has its data: none either
+        if rendered is not None and not (defn.optional and rendered.png is None):
+            sections.append(FigureSection(defn, rendered, shown))
+        if progress is not None:
+            progress(done, len(figures))
     overview = tuple((r.model, str(r.fixtures.get("path", "")), _runs_text(r.fixtures), _labels_text(src))
                      for r, src in zip(reports, sources, strict=True))
     return ReportDoc(title="memharness report · " + ", ".join(r.model for r in reports), command=command,

@@ -299,18 +299,24 @@ def _generated_image_paths(fixture: Fixture, images: Path) -> dict[tuple[str, st
     return groups
 
 
-def score_fixture(root: Path, images: Path, model: SSCDModel, *, progress: ProgressFn | None = None) -> dict[str, Any]:
+def score_fixture(root: Path, images: Path, model: SSCDModel, *, progress: ProgressFn | None = None,
+                  limit: int | None = None) -> dict[str, Any]:
     """SSCD scores (Eq 9) of every (run, guidance scale, prompt) of the fixture at ``root``.
 
     Reads each prompt's paired training image (the manifest's "image"; a relative path is taken from
     ``root``) and the generations ``images/<sampler>/g<G>/<prompt>/<seed>.png`` written by
     ``memharness trace --images``; every file is checked before any is embedded. The scores replace
-    the fixture's scores (atomically) and are returned.
+    the fixture's scores (atomically) and are returned. With ``limit``, only the first N prompts are
+    scored and nothing is written (a quick look: a fixture's scores cover every prompt).
     """
     root, images = Path(root), Path(images)
     fixture = Fixture(root)
     train_paths = _training_image_paths(fixture)
     groups = _generated_image_paths(fixture, images)
+    if limit is not None:
+        first = {p["id"] for p in fixture.prompts[:limit]}
+        train_paths = {pid: path for pid, path in train_paths.items() if pid in first}
+        groups = {key: files for key, files in groups.items() if key[2] in first}
 
     train_embeddings: dict[str, np.ndarray] = {}
     ids = list(train_paths)
@@ -328,6 +334,8 @@ def score_fixture(root: Path, images: Path, model: SSCDModel, *, progress: Progr
             progress(done, len(groups), f"{sampler} {gkey} {pid}")
 
     scores = {"scorer": model.name, "threshold": THRESHOLD, "preprocess": model.preprocess, "values": values}
+    if limit is not None:
+        return scores
     writer = FixtureWriter(root, model=fixture.model, prompts=fixture.prompts,
                            prompt_set=fixture.manifest["prompt_set"]["name"])
     writer.write_scores(scores)

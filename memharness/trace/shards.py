@@ -32,9 +32,10 @@ def shard_dir(out: Path, rank: int, world: int) -> Path:
 
 def merge_shards(
     out: Path, world: int, *, sampler: str, model: dict[str, Any], prompts: list[dict[str, Any]],
-    prompt_set: str, overwrite: bool = False,
+    prompt_set: str, overwrite: bool = False, provenance: dict[str, Any] | None = None,
 ) -> FixtureWriter:
-    """Adopt every shard's prompt files into the fixture at ``out``, verified; then drop the shards."""
+    """Adopt every shard's prompt files into the fixture at ``out``, verified; then drop the shards.
+    ``provenance`` (``memharness.runtime.provenance``) goes into the merged run, as ``trace`` records it."""
     out = Path(out)
     manifests = [read_manifest(shard_dir(out, rank, world)) for rank in range(world)]
     if any(m["runs"].get(sampler, {}).get("settings") != manifests[0]["runs"][sampler]["settings"]
@@ -42,6 +43,10 @@ def merge_shards(
         raise MemharnessError(f"{out / SHARDS}: shards were traced with different settings; delete the folder")
     writer = FixtureWriter(out, model=model, prompts=prompts, prompt_set=prompt_set)
     run = writer.begin_run(sampler, manifests[0]["runs"][sampler]["settings"], overwrite=overwrite)
+    if provenance is not None:
+        from memharness.trace.tracer import _record_provenance
+
+        _record_provenance(run.run, provenance)
     for rank, manifest in enumerate(manifests):
         for prompt_id, entry in manifest["runs"][sampler]["files"].items():
             path = shard_dir(out, rank, world) / entry["file"]

@@ -60,10 +60,21 @@ def trace(
     prompt_set: str = "default",
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    limit: int | None = None,
+    provenance: dict | None = None,
 ) -> FixtureWriter:
-    """Record ``settings`` for every prompt into the fixture at ``out``; finished prompts are skipped."""
+    """Record ``settings`` for every prompt into the fixture at ``out``; finished prompts are skipped.
+
+    ``limit``: only the first N prompts (a quick run; the fixture's prompt set is those N).
+    ``provenance``: what made the run (``memharness.runtime.provenance``), kept in
+    ``runs.<sampler>.provenance``; a resumed run keeps the first and lists later sessions under
+    its ``resumed``."""
     settings.validate()
     prompts = list(prompts if prompts is not None else denoiser.prompts())
+    if limit is not None:
+        if limit < 1:
+            raise MemharnessError(f"--limit: must be ≥ 1, got {limit}")
+        prompts = prompts[:limit]
     if not prompts:
         raise MemharnessError("no prompts to trace")
     timesteps = [int(t) for t in denoiser.schedule.timesteps(settings.num_inference_steps)]
@@ -85,6 +96,8 @@ def trace(
         },
         overwrite=overwrite,
     )
+    if provenance is not None:
+        _record_provenance(run.run, provenance)
     for done, prompt in enumerate(prompts):
         if run.is_done(prompt.id):
             if progress:
@@ -122,6 +135,16 @@ def trace(
         if progress:
             progress(done + 1, len(prompts), prompt.id, False)
     return writer
+
+
+def _record_provenance(run: dict, record: dict) -> None:
+    """The run's provenance: the first session's; a later session that adds prompts is listed under
+    ``resumed`` (saved with the next prompt written, so a session that writes nothing leaves no trace)."""
+    first = run.get("provenance")
+    if first is None or not run.get("files"):
+        run["provenance"] = dict(record)
+    else:
+        first.setdefault("resumed", []).append({k: v for k, v in record.items() if k != "resumed"})
 
 
 def save_images(denoiser: Denoiser, x_0: torch.Tensor, folder: Path, seeds: Sequence[int]) -> None:

@@ -57,6 +57,9 @@ def test_two_processes_equal_one(tmp_path):
     assert not (tmp_path / "two" / ".shards").exists()  # merged, then dropped
     manifest_two = json.loads((tmp_path / "two" / "manifest.json").read_text())
     manifest_one = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    # Provenance says how each was made (processes, threads, command, date); everything else is the same.
+    assert manifest_two["runs"]["ddim"].pop("provenance")["processes"] == 2
+    assert "processes" not in manifest_one["runs"]["ddim"].pop("provenance")
     assert manifest_two == manifest_one  # with every file's sha256: the same bytes
     for entry in manifest_one["runs"]["ddim"]["files"].values():
         assert (tmp_path / "two" / entry["file"]).read_bytes() == (tmp_path / "one" / entry["file"]).read_bytes()
