@@ -67,7 +67,8 @@ def test_a_few_items_give_a_line_each_and_no_total_gives_none():
 
 
 def test_durations():
-    assert [duration(s) for s in (0.4, 59, 61, 3599, 7440)] == ["0 s", "59 s", "1 min 01 s", "59 min 59 s", "2 h 04 min"]
+    assert [duration(s) for s in (0.4, 59, 61, 3599, 7440)] == \
+        ["0 s", "59 s", "1 min 01 s", "59 min 59 s", "2 h 04 min"]
     assert duration(float("nan")) == "?"
 
 
