@@ -26,8 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -256,9 +259,62 @@ class RunWriter:
         self.fixture._save()
 
 
+# How much stacked Gram data (float32 columns as stored, float64 columns as read) a Fixture keeps; beyond it the
+# least recently used columns go and are read again from the files when asked for. At the paper's scale (436
+# prompts) everything fits; at 10x it bounds memory. MEMHARNESS_GROUP_CACHE_MB overrides it.
+DEFAULT_COLUMN_CACHE_BYTES = 512 * 2**20
+
+# Gram columns in the order they are kept when not all fit in the cache at stacking time: the ones the claims
+# read over every step first (the x̂0 error, x_t against x_T, x and x_0), the first-step residuals after.
+_PAIR_PRIORITY = (("x0_err", "x0_err"), ("x0_err", "x"), ("x_t", "x_T"), ("x_t", "x"), ("x_t", "x_0"),
+                  ("x_t", "x_t"), ("x_t", "x0_err"), ("x0_err", "x_T"))
+
+
+class _ColumnCache:
+    """Least-recently-used store of Gram columns, keyed (sampler, g, column, dtype), bounded in bytes."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.entries: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        value = self.entries.get(key)
+        if value is not None:
+            self.entries.move_to_end(key)
+        return value
+
+    def pop(self, key: tuple) -> np.ndarray | None:
+        value = self.entries.pop(key, None)
+        if value is not None:
+            self.bytes -= value.nbytes
+        return value
+
+    def make_room(self, nbytes: int) -> None:
+        while self.entries and self.bytes + nbytes > self.budget:
+            _, old = self.entries.popitem(last=False)
+            self.bytes -= old.nbytes
+
+    def put(self, key: tuple, value: np.ndarray) -> None:
+        self.pop(key)
+        self.make_room(value.nbytes)
+        self.entries[key] = value
+        self.bytes += value.nbytes
+
+    def room_for(self, nbytes: int) -> int:
+        """How many columns of nbytes fit, after evicting everything older if need be."""
+        return self.budget // nbytes if nbytes else 0
+
+
 @dataclass(frozen=True)
 class Group:
-    """One (sampler, guidance scale) across all prompts of a fixture, arrays stacked on axis 0 (P)."""
+    """One (sampler, guidance scale) across all prompts of a fixture, arrays stacked on axis 0 (P).
+
+    ``arrays`` holds the small per-group arrays (gram_final, trace_cov, pc1_cos_x, pc1_var_ratio,
+    final_cos) as stored. The per-step Gram matrix is kept column by column (one column per pair, (P, N, S)):
+    :meth:`inner` casts a column to float64 once and keeps the cast, read-only, in the fixture's bounded
+    column cache; a column no longer cached is read again from the fixture's files.
+    """
 
     sampler: str
     guidance: float
@@ -267,21 +323,33 @@ class Group:
     prompt_ids: tuple[str, ...]
     with_uncond: bool
     arrays: dict[str, np.ndarray]
+    column: Callable[[int], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    _final64: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def _gram_column(self, index: int) -> np.ndarray:
+        if self.column is not None:
+            return self.column(index)
+        return self.arrays["gram"][..., index].astype(np.float64)  # a Group built by hand, with a whole gram
 
     def inner(self, a: str, b: str) -> np.ndarray:
-        """⟨a, b⟩ per prompt, seed and step: (P, N, S). One of a, b must be a step vector."""
+        """⟨a, b⟩ per prompt, seed and step: (P, N, S), float64, read-only. One of a, b must be a step vector."""
         pairs = schema.step_pairs(self.with_uncond)
         for key in ((a, b), (b, a)):
             if key in pairs:
-                return self.arrays["gram"][..., pairs.index(key)].astype(np.float64)
+                return self._gram_column(pairs.index(key))
         raise MemharnessError(f"fixture {self.sampler} g={self.guidance:g}: no inner product ⟨{a}, {b}⟩ recorded")
 
     def inner_final(self, a: str, b: str) -> np.ndarray:
-        """⟨a, b⟩ among x_T, x_0, x per prompt and seed: (P, N)."""
+        """⟨a, b⟩ among x_T, x_0, x per prompt and seed: (P, N), float64, read-only."""
         pairs = schema.const_pairs()
         for key in ((a, b), (b, a)):
             if key in pairs:
-                return self.arrays["gram_final"][..., pairs.index(key)].astype(np.float64)
+                index = pairs.index(key)
+                if index not in self._final64:  # cast once: (P, N) per pair is small
+                    value = self.arrays["gram_final"][..., index].astype(np.float64)
+                    value.setflags(write=False)
+                    self._final64[index] = value
+                return self._final64[index]
         raise MemharnessError(f"fixture: no final inner product ⟨{a}, {b}⟩ recorded")
 
     def inner_states(self, a_state: str, b: str) -> np.ndarray:
@@ -294,6 +362,43 @@ class Group:
         return np.concatenate([self.inner("x_t", "x_t"), self.inner_final("x_0", "x_0")[..., None]], axis=-1)
 
 
+_ST_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I8": np.int8, "I16": np.int16,
+              "I32": np.int32, "I64": np.int64, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def _st_header(data: bytes | memoryview) -> tuple[int, dict[str, Any]]:
+    """The safetensors header of ``data``: (offset of the data section, {name: entry}); ValueError if malformed."""
+    if len(data) < 8:
+        raise ValueError("file shorter than its header length")
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > len(data) - 8:
+        raise ValueError("header length beyond the end of the file")
+    header = json.loads(bytes(data[8:8 + size]))
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    header.pop("__metadata__", None)
+    start = 8 + size
+    for name, entry in header.items():
+        if not (isinstance(entry, dict) and entry.get("dtype") in _ST_DTYPES
+                and isinstance(entry.get("shape"), list) and isinstance(entry.get("data_offsets"), list)
+                and len(entry["data_offsets"]) == 2):
+            raise ValueError(f"bad header entry {name!r}")
+        lo, hi = entry["data_offsets"]
+        count = int(np.prod(entry["shape"], dtype=np.int64))
+        itemsize = np.dtype(_ST_DTYPES[entry["dtype"]]).itemsize
+        if not (0 <= lo <= hi <= len(data) - start and hi - lo == count * itemsize):
+            raise ValueError(f"data offsets of {name!r} out of bounds or not its size")
+    return start, header
+
+
+def _st_array(data: bytes | memoryview, start: int, entry: dict[str, Any]) -> np.ndarray:
+    """One array of a safetensors buffer, without copying it."""
+    lo, hi = entry["data_offsets"]
+    dtype = np.dtype(_ST_DTYPES[entry["dtype"]]).newbyteorder("<")
+    value = np.frombuffer(data, dtype=dtype, count=(hi - lo) // dtype.itemsize, offset=start + lo)
+    return value.reshape(entry["shape"])
+
+
 class Fixture:
     """A verified, read-only fixture."""
 
@@ -304,8 +409,10 @@ class Fixture:
         self.manifest = read_manifest(self.root)
         self.model: dict[str, Any] = self.manifest["model"]
         self.prompts: list[dict[str, Any]] = self.manifest["prompts"]
-        self._cache: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        self._cache: dict[tuple[str, str], dict[str, np.ndarray]] = {}  # mitigation arrays (small) only
         self._groups: dict[tuple[str, float], Group] = {}  # claims share groups: stack each once
+        budget = os.environ.get("MEMHARNESS_GROUP_CACHE_MB")
+        self._columns = _ColumnCache(int(float(budget) * 2**20) if budget else DEFAULT_COLUMN_CACHE_BYTES)
 
     @property
     def runs(self) -> dict[str, Any]:
@@ -336,30 +443,63 @@ class Fixture:
     def guidance_scales(self, sampler: str) -> list[float]:
         return [float(g) for g in self.runs[sampler]["settings"]["guidance"]] if sampler in self.runs else []
 
-    def _load_prompt(self, sampler: str, prompt_id: str) -> dict[str, np.ndarray]:
-        key = (sampler, prompt_id)
-        if key in self._cache:
-            return self._cache[key]
+    def _run_entry(self, sampler: str, prompt_id: str) -> dict[str, Any]:
         entry = self.runs[sampler]["files"].get(prompt_id)
         if entry is None:
             raise MemharnessError(
                 f"{self.root}: run {sampler!r} lacks prompt {prompt_id!r} (interrupted trace?); "
                 "run the same `memharness trace` command again to finish it"
             )
-        self._cache[key] = self._read_verified(entry, "memharness trace")
-        return self._cache[key]
+        return entry
 
-    def _read_verified(self, entry: dict[str, Any], command: str) -> dict[str, np.ndarray]:
-        """A manifest file entry's arrays, checked: present, checksum, safetensors, finite."""
+    def _load_prompt(self, sampler: str, prompt_id: str) -> dict[str, np.ndarray]:
+        """One prompt's arrays, read and verified each time (not cached: groups hold what the claims read)."""
+        return self._read_verified(self._run_entry(sampler, prompt_id), "memharness trace")
+
+    def _read_checked_bytes(self, entry: dict[str, Any], command: str,
+                            buffer: list[bytearray] | None = None) -> tuple[Path, bytes | memoryview]:
+        """A manifest file entry's bytes, checked: present and its checksum. With ``buffer`` (one bytearray,
+        replaced by a larger one when a file does not fit), the bytes are read into it and a view of them is
+        returned; the next read overwrites it."""
         path = contained(self.root, entry["file"], f"{self.root / MANIFEST}: file entry")
         if not path.is_file():
             raise MemharnessError(f"{path}: missing; re-run `{command}` to record it")
         try:
-            data = path.read_bytes()
+            if buffer is None:
+                data = path.read_bytes()
+            else:
+                with open(path, "rb", buffering=0) as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    if len(buffer[0]) <= size:
+                        buffer[0] = bytearray(size + 1)  # a new one: views of the old stay valid
+                    view = memoryview(buffer[0])
+                    got = 0
+                    while True:  # to the end of the file, even if it grew since fstat
+                        n = handle.readinto(view[got:])
+                        if not n:
+                            break
+                        got += n
+                        if got == len(view):
+                            buffer[0] = bytearray(2 * got)
+                            buffer[0][:got] = view
+                            view = memoryview(buffer[0])
+                    data = view[:got]
         except OSError as exc:
             raise MemharnessError(f"{path}: cannot read it ({exc.strerror})") from None
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise MemharnessError(f"{path}: checksum mismatch (changed or truncated); re-run `{command}`")
+        return path, data
+
+    def _read_verified(self, entry: dict[str, Any], command: str,
+                       names: Callable[[str], bool] | None = None) -> dict[str, np.ndarray]:
+        """A manifest file entry's arrays, checked: present, checksum, safetensors, finite.
+
+        With ``names``, only the arrays it accepts are returned and checked, as read-only views of the
+        file's bytes (no copy); the checksum still covers the whole file.
+        """
+        path, data = self._read_checked_bytes(entry, command)
+        if names is not None:
+            return self._arrays_of(path, data, names)[0]
         try:
             arrays = st_load(data)
         except (SafetensorError, ValueError) as exc:
@@ -413,6 +553,13 @@ class Fixture:
         return self._groups[key]
 
     def _stack_group(self, sampler: str, guidance: float) -> Group:
+        """Read the group's arrays of every prompt file straight into preallocated stacked arrays.
+
+        Each file is read and verified once (checksum of the whole file; dtype, shape and finiteness of
+        this group's arrays); the paired latent x and the other guidance scales' arrays are not copied.
+        The Gram matrix is split into one float32 column per pair, kept (most read first) as far as the
+        column cache allows; columns left out are read again from the files when asked for.
+        """
         if sampler not in self.runs:
             raise MemharnessError(f"{self.root}: no {sampler!r} run in this fixture")
         settings = self.runs[sampler]["settings"]
@@ -421,27 +568,67 @@ class Fixture:
         n, s = len(settings["seeds"]), len(settings["timesteps"])
         prefix = schema.guidance_key(guidance) + "/"
         with_uncond = float(guidance) != 1.0
+        pairs = schema.step_pairs(with_uncond)
         expected = {
-            "gram": (n, s, len(schema.step_pairs(with_uncond))),
+            "gram": (n, s, len(pairs)),
             "gram_final": (n, len(schema.const_pairs())),
             "trace_cov": (s + 1,),
             "pc1_cos_x": (s, 2),
             "pc1_var_ratio": (s, 2),
             "final_cos": (n, n),
         }
-        stacked: dict[str, list[np.ndarray]] = {name: [] for name in expected}
         ids = tuple(p["id"] for p in self.prompts)
-        for prompt_id in ids:
-            arrays = self._load_prompt(sampler, prompt_id)
+        count = len(ids)
+        wanted = {prefix + name for name in expected}
+        column_bytes = count * n * s * 4
+        order = sorted(range(len(pairs)), key=lambda k: next(
+            (i for i, pair in enumerate(_PAIR_PRIORITY) if pair in (pairs[k], pairs[k][::-1])), len(_PAIR_PRIORITY)))
+        keep = order[:min(len(pairs), self._columns.room_for(column_bytes))]
+        self._columns.make_room(len(keep) * column_bytes)
+        locations: list[tuple[Path, int, int, int]] = []  # per prompt: file, gram's offset, size and mtime
+        buffer = [bytearray()]  # every file is read into it in turn; what is kept is copied out
+        gram_columns = {k: np.empty((count, n, s), dtype=np.float32) for k in keep}
+        stacked: dict[str, np.ndarray] = {}
+        for i, prompt_id in enumerate(ids):
+            entry = self._run_entry(sampler, prompt_id)
+            path, data = self._read_checked_bytes(entry, "memharness trace", buffer)
+            arrays, offsets = self._arrays_of(path, data, wanted.__contains__)
+            if prefix + "gram" in offsets:
+                stat = path.stat()
+                locations.append((path, offsets[prefix + "gram"], stat.st_size, stat.st_mtime_ns))
             for name, shape in expected.items():
                 value = arrays.get(prefix + name)
                 if value is None or value.shape != shape:
                     got = None if value is None else value.shape
                     raise MemharnessError(
-                        f"{self.root / self.runs[sampler]['files'][prompt_id]['file']}: "
-                        f"array {prefix + name} has shape {got}, expected {shape}"
-                    )
-                stacked[name].append(value)
+                        f"{self.root / entry['file']}: array {prefix + name} has shape {got}, expected {shape}")
+                if name == "gram":
+                    for k, column in gram_columns.items():
+                        column[i] = value[..., k]
+                    continue
+                if name not in stacked:
+                    stacked[name] = np.empty((count, *shape), dtype=value.dtype)
+                elif stacked[name].dtype != value.dtype:
+                    stacked[name] = stacked[name].astype(np.result_type(stacked[name], value))
+                stacked[name][i] = value
+        group_key = (sampler, float(guidance))
+        for k in order[::-1]:  # the most read columns are the most recently used
+            if k in gram_columns:
+                self._columns.put((*group_key, k, "float32"), gram_columns.pop(k))
+
+        def column(index: int) -> np.ndarray:
+            key64 = (*group_key, index, "float64")
+            value = self._columns.get(key64)
+            if value is not None:
+                return value
+            stored = self._columns.pop((*group_key, index, "float32"))
+            value = stored.astype(np.float64) if stored is not None else self._read_gram_column(
+                sampler, prefix, ids, index, (n, s, len(pairs)), locations)
+            del stored
+            value.setflags(write=False)  # shared by every claim that reads it
+            self._columns.put(key64, value)
+            return value
+
         return Group(
             sampler=sampler,
             guidance=float(guidance),
@@ -449,8 +636,49 @@ class Fixture:
             seeds=tuple(settings["seeds"]),
             prompt_ids=ids,
             with_uncond=with_uncond,
-            arrays={name: np.stack(values) for name, values in stacked.items()},
+            arrays=stacked,
+            column=column,
         )
+
+    def _arrays_of(self, path: Path, data: bytes | memoryview,
+                   names: Callable[[str], bool]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """The accepted arrays of a checked file's bytes, as views, checked; and their offsets in the file."""
+        try:
+            start, header = _st_header(data)
+        except (ValueError, UnicodeDecodeError, struct.error) as exc:
+            raise MemharnessError(f"{path}: not a readable safetensors file ({exc})") from None
+        arrays = {name: _st_array(data, start, item) for name, item in header.items() if names(name)}
+        for name, value in arrays.items():
+            validate.check_array(name, value, str(path))
+        return arrays, {name: start + header[name]["data_offsets"][0] for name in arrays}
+
+    def _read_gram_column(self, sampler: str, prefix: str, ids: tuple[str, ...], index: int,
+                          shape: tuple[int, int, int], locations: list[tuple[Path, int, int, int]]) -> np.ndarray:
+        """One Gram column of a group, (P, N, S) float64, read again from the files verified when the group
+        was stacked: only the gram's bytes (no checksum again) unless the file changed since; then in full."""
+        out = np.empty((len(ids), *shape[:2]), dtype=np.float64)
+        nbytes = int(np.prod(shape)) * 4
+        for i, prompt_id in enumerate(ids):
+            path, offset, size, mtime = locations[i]
+            value = None
+            try:
+                with open(path, "rb") as handle:
+                    stat = os.fstat(handle.fileno())
+                    if (stat.st_size, stat.st_mtime_ns) == (size, mtime):
+                        data = os.pread(handle.fileno(), nbytes, offset)
+                        if len(data) == nbytes:
+                            value = np.frombuffer(data, dtype="<f4").reshape(shape)
+            except OSError:
+                pass
+            if value is None:  # changed or unreadable since: the full, verified read says what is wrong
+                arrays = self._read_verified(self._run_entry(sampler, prompt_id), "memharness trace",
+                                             names=(prefix + "gram").__eq__)
+                value = arrays.get(prefix + "gram")
+                if value is None or value.shape != shape:
+                    raise MemharnessError(f"{self.root / self.runs[sampler]['files'][prompt_id]['file']}: "
+                                          f"array {prefix}gram changed while it was read; re-run `memharness trace`")
+            out[i] = value[..., index]
+        return out
 
     def verify(self) -> None:
         """Load every group once: checksums, shapes and finiteness of the whole fixture."""
