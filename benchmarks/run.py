@@ -3,6 +3,7 @@
 
     python benchmarks/run.py            # the paper's scale (about 7 minutes on 2 CPU cores, 4.5 GB RAM at most)
     python benchmarks/run.py --quick    # a smoke test at a small scale (about 15 s)
+    python benchmarks/run.py --prompts 109 436 1744 4360   # check as the work grows (synthetic fixtures of N prompts)
 
 Prints the machine and one table with four rows:
 
@@ -16,6 +17,11 @@ Prints the machine and one table with four rows:
      by an assumed GPU throughput (stated as an assumption, --gpu-unet-evals-per-s to replace it).
 
 The fixture goes to a temporary folder (or --workdir) and is deleted afterwards unless --keep.
+
+With --prompts N [N ...] it measures how `check` grows instead: for each N a synthetic fixture of N prompts
+(the paper's seeds, steps and scales), its size, and `check` on it (wall time, peak RSS, time per prompt and
+its ratio to 436 prompts'), the checks of all sizes alternating round by round in one run. --fixture-cache DIR
+keeps the fixtures (DIR/prompts-N; they are deterministic) so a rerun does not write them again.
 """
 
 from __future__ import annotations
@@ -64,7 +70,9 @@ TARGET_OVERHEAD = 1.05
 
 
 # --------------------------------------------------------------------------- machine
-def machine() -> dict[str, str]:
+def machine(*, import_torch: bool = True) -> dict[str, str]:
+    """The machine and versions. Without ``import_torch`` the versions of torch and diffusers come from their
+    metadata: a child's ru_maxrss includes the parent's memory at fork, so --prompts keeps the parent small."""
     import numpy
     import scipy
 
@@ -92,6 +100,18 @@ def machine() -> dict[str, str]:
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
     }
+    if not import_torch:
+        from importlib.metadata import PackageNotFoundError, version
+
+        for name in ("torch", "diffusers"):
+            try:
+                info[name] = version(name)
+            except PackageNotFoundError:
+                info[name] = "not installed"
+        from memharness import __version__
+
+        info["memharness"] = __version__
+        return info
     try:
         import torch
 
@@ -127,9 +147,12 @@ class CheckRun:
     summary: str
 
 
-def run_check(fixture: Path) -> CheckRun:
-    """`memharness check --fixtures DIR` in a child process; its own rusage via wait4 (ru_maxrss in KiB)."""
+def run_check(fixture: Path, threads: int | None = None) -> CheckRun:
+    """`memharness check --fixtures DIR` in a child process; its own rusage via wait4 (ru_maxrss in KiB).
+    With ``threads``, the child's BLAS/OpenMP thread pools are set to it."""
     env = {**USER_ENV, "NO_COLOR": "1"}
+    if threads is not None:
+        env.update({var: str(threads) for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     cmd = [sys.executable, "-m", "memharness", "check", "--fixtures", str(fixture)]
     with tempfile.TemporaryFile() as out:
         started = time.perf_counter()
@@ -323,6 +346,148 @@ def measure_sd_unet_cpu(evals: int = 2) -> tuple[float, int]:
     return evals / seconds, params
 
 
+# --------------------------------------------------------------------------- b'. check as the work grows
+SCALING_REFERENCE = 436  # time per prompt is compared with the paper's scale
+TARGET_SCALING_RATIO = 1.1
+TARGET_RSS_AT_1744 = 2.3e9 / 2  # half of what check took before it streamed groups (2.3 GB at 1,744 prompts)
+
+
+def replicate_fixture(source: Path, target: Path, copies: int) -> None:
+    """A fixture of ``copies`` × the prompts of ``source``: its files again (hard links where possible) under new
+    prompt ids, with their scores. `check` costs the same on it as on a fixture written prompt by prompt (the
+    same shapes and bytes per prompt); only its verdicts see each prompt ``copies`` times."""
+    from memharness.trace.store import MANIFEST, atomic_write_bytes, prompt_set_hash
+
+    manifest = json.loads((source / MANIFEST).read_text())
+    originals = manifest["prompts"]
+    manifest["prompts"] = [{**p, "id": f"{p['id']}c{c}"} for c in range(copies) for p in originals]
+    for name, run in manifest["runs"].items():
+        (target / name).mkdir(parents=True, exist_ok=True)
+        files = {}
+        for c in range(copies):
+            for p in originals:
+                entry, rel = run["files"][p["id"]], f"{name}/{p['id']}c{c}.safetensors"
+                try:
+                    os.link(source / entry["file"], target / rel)
+                except OSError:
+                    shutil.copyfile(source / entry["file"], target / rel)
+                files[f"{p['id']}c{c}"] = {"file": rel, "sha256": entry["sha256"]}
+        run["files"] = files
+    for by_scale in manifest.get("scores", {}).get("values", {}).values():
+        for key, by_prompt in by_scale.items():
+            by_scale[key] = {f"{pid}c{c}": v for c in range(copies) for pid, v in by_prompt.items()}
+    manifest["prompt_set"]["sha256"] = prompt_set_hash(manifest["prompts"])
+    atomic_write_bytes(target / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+
+
+def measure_scaling(sizes: list[int], workdir: Path, cache: Path | None, *, repeats: int, threads: int,
+                    replicate: bool = False) -> dict:
+    """For each size a synthetic fixture (reused from ``cache`` if there), then `check` on every size, round by
+    round (each round runs every size once, in turn), so drift and the machine's load hit all sizes alike.
+    With ``replicate``, sizes that are multiples of 436 (above it) are the 436-prompt fixture replicated."""
+    fixtures: dict[int, tuple[Path, int, float | None]] = {}
+    replicated: set[int] = set()
+    base = SCALING_REFERENCE
+    if replicate and any(n > base and n % base == 0 for n in sizes) and base not in sizes:
+        sizes = sorted([*sizes, base])
+    for n in sizes:
+        folder = (cache / f"prompts-{n}") if cache else (workdir / f"prompts-{n}")
+        if replicate and n > base and n % base == 0 and not (folder / "manifest.json").is_file():
+            print(f"[a] {n} prompts: the {base}-prompt fixture replicated {n // base}× under new ids ...", flush=True)
+            started = time.perf_counter()
+            replicate_fixture(fixtures[base][0], folder, n // base)
+            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+            fixtures[n] = (folder, size, time.perf_counter() - started)
+            replicated.add(n)
+            continue
+        if not (folder / "manifest.json").is_file():
+            print(f"[a] writing a synthetic fixture of {n} prompts to {folder} ...", flush=True)
+            stats = write_synthetic_fixture(folder, Scale(prompts=n))
+            seconds = stats.seconds
+        else:
+            print(f"[a] reusing {folder}", flush=True)
+            seconds = None
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        fixtures[n] = (folder, size, seconds)
+    runs: dict[int, list[CheckRun]] = {n: [] for n in sizes}
+    for r in range(repeats):
+        for n in (sizes if r % 2 == 0 else sizes[::-1]):
+            print(f"[b] round {r + 1}/{repeats}: check on {n} prompts ...", flush=True)
+            runs[n].append(run_check(fixtures[n][0], threads))
+            c = runs[n][-1]
+            print(f"    {c.wall_s:.2f} s, peak RSS {human_bytes(c.max_rss_bytes)}; {c.summary}", flush=True)
+    out = {}
+    for n in sizes:
+        walls = sorted(c.wall_s for c in runs[n])
+        out[n] = {"fixture_bytes": fixtures[n][1], "write_seconds": fixtures[n][2],
+                  "wall_s": [c.wall_s for c in runs[n]],
+                  "median_wall_s": walls[len(walls) // 2], "max_rss_bytes": max(c.max_rss_bytes for c in runs[n]),
+                  "summary": runs[n][0].summary, "replicated_from": base if n in replicated else None}
+        out[n]["s_per_prompt"] = out[n]["median_wall_s"] / n
+    ref = out.get(SCALING_REFERENCE)
+    for n in sizes:
+        out[n]["ratio_vs_436"] = out[n]["s_per_prompt"] / ref["s_per_prompt"] if ref else None
+    return out
+
+
+def scaling_table(results: dict) -> str:
+    header = ("prompts", "fixture", "check (median)", "peak RSS", "per prompt", "vs 436", "claims")
+    rows = [(f"{n:,}" + (f" ({r['replicated_from']}×{n // r['replicated_from']})" if r["replicated_from"] else ""),
+             human_bytes(r["fixture_bytes"]), f"{r['median_wall_s']:.1f} s", human_bytes(r["max_rss_bytes"]),
+             f"{1e3 * r['s_per_prompt']:.2f} ms", f"{r['ratio_vs_436']:.2f}" if r["ratio_vs_436"] else "-",
+             r["summary"].split(":", 1)[-1].strip()) for n, r in results.items()]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    line = "+-" + "-+-".join("-" * w for w in widths) + "-+"
+    fmt = "| " + " | ".join(f"{{:<{w}}}" for w in widths) + " |"
+    return "\n".join([line, fmt.format(*header), line, *(fmt.format(*r) for r in rows), line])
+
+
+def scaling_main(args: argparse.Namespace) -> int:
+    started, load_start = time.perf_counter(), load_average()
+    info = machine(import_torch=False)
+    info["load"] = f"{load_start} (1, 5, 15 min load average at start)"
+    info["threads"] = f"{args.threads} (OMP/OpenBLAS/MKL of each check)"
+    print("memharness benchmarks --prompts " + " ".join(map(str, args.prompts)))
+    for key, value in info.items():
+        print(f"  {key:<11} {value}")
+    print(flush=True)
+    base = Path(args.workdir) if args.workdir else None
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="memharness-bench-", dir=base))
+    cache = Path(args.fixture_cache) if args.fixture_cache else None
+    repeats = args.check_repeats or 3
+    try:
+        results = measure_scaling(sorted(set(args.prompts)), workdir, cache, repeats=repeats, threads=args.threads,
+                                  replicate=args.replicate)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(scaling_table(results))
+    largest = max(results)
+    verdicts = []
+    ratio = results[largest]["ratio_vs_436"]
+    if ratio is not None and largest > SCALING_REFERENCE:
+        ok = results[largest]["max_rss_bytes"] <= TARGET_CHECK_RSS and ratio <= TARGET_SCALING_RATIO
+        verdicts.append(f"{largest:,} prompts: peak RSS ≤ {human_bytes(TARGET_CHECK_RSS)} and time per prompt "
+                        f"≤ {TARGET_SCALING_RATIO}× that at 436: {'met' if ok else 'MISSED'}")
+    if 1744 in results:
+        ok = results[1744]["max_rss_bytes"] <= TARGET_RSS_AT_1744
+        verdicts.append(f"1,744 prompts: peak RSS ≤ {human_bytes(TARGET_RSS_AT_1744)} (half of 2.3 GB before "
+                        f"streaming): {'met' if ok else 'MISSED'}")
+    for line in verdicts:
+        print(line)
+    print(f"`memharness check --fixtures DIR` in a subprocess, {repeats} rounds (every size once per round); "
+          "wall: median; RSS: the largest of the child's ru_maxrss")
+    print(f"total benchmark time {time.perf_counter() - started:.0f} s; load average at start {load_start}, "
+          f"at end {load_average()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": info, "scaling": results, "targets": verdicts},
+                                              indent=1, default=str) + "\n")
+    return 0
+
+
 # --------------------------------------------------------------------------- output
 def human_bytes(n: float) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
@@ -363,7 +528,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sd-unet", action="store_true",
                         help="skip timing SD v1.4's UNet architecture on this CPU (needs about 4.5 GB RAM, 1 min)")
     parser.add_argument("--json", help="also write the results as JSON to this file")
+    parser.add_argument("--prompts", type=int, nargs="+", metavar="N",
+                        help="measure check as the work grows instead: synthetic fixtures of N prompts each")
+    parser.add_argument("--fixture-cache", metavar="DIR",
+                        help="with --prompts: keep the synthetic fixtures in DIR/prompts-N and reuse them")
+    parser.add_argument("--replicate", action="store_true",
+                        help="with --prompts: build sizes that are multiples of 436 from the 436-prompt fixture's "
+                             "files (minutes instead of an hour at 4,360 prompts; the same bytes per prompt)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="OMP/OpenBLAS/MKL threads of each `memharness check` run with --prompts (default 1)")
     args = parser.parse_args(argv)
+    if args.prompts:
+        if min(args.prompts) < 2:
+            parser.error("--prompts: every N must be ≥ 2")
+        return scaling_main(args)
 
     scale = QUICK if args.quick else PAPER
     repeats = args.check_repeats or (1 if args.quick else 3)

@@ -96,3 +96,44 @@ def test_synthetic_arrays_equal_the_recorder_on_real_vectors(synthetic, sampler,
     assert set(recorded) == set(expected)
     for name, value in expected.items():
         np.testing.assert_allclose(value, recorded[name], rtol=2e-5, atol=1e-4, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def bench_run():
+    """benchmarks/run.py, loaded from its file."""
+    sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location("memharness_benchmarks_run", BENCHMARKS / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_prompts_mode_prints_one_row_per_size(tmp_path):
+    report = tmp_path / "scaling.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run.py"), "--prompts", "3", "6", "--check-repeats", "1",
+         "--workdir", str(tmp_path / "work"), "--json", str(report)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = [line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["3", "6"], proc.stdout
+    results = json.loads(report.read_text())["scaling"]
+    assert set(results) == {"3", "6"}
+    assert all(r["fixture_bytes"] > 0 and r["max_rss_bytes"] > 0 and r["median_wall_s"] > 0 for r in results.values())
+    assert results["6"]["fixture_bytes"] > results["3"]["fixture_bytes"]
+
+
+def test_replicated_fixture_is_a_valid_fixture_of_k_times_the_prompts(synthetic, bench_run, tmp_path):
+    from memharness.trace.store import Fixture
+
+    synthetic.write_synthetic_fixture(tmp_path / "base", synthetic.Scale(prompts=2, ddim_seeds=3, ddpm_seeds=2,
+                                                                          steps=4))
+    bench_run.replicate_fixture(tmp_path / "base", tmp_path / "x3", 3)
+    fixture = Fixture(tmp_path / "x3")
+    assert len(fixture.prompts) == 6 and not fixture.incomplete_runs()
+    fixture.verify()  # checksums, shapes, finiteness of every group
+    base = Fixture(tmp_path / "base").group("ddim", 7.5).inner("x0_err", "x")
+    np.testing.assert_array_equal(fixture.group("ddim", 7.5).inner("x0_err", "x"), np.concatenate([base] * 3))
