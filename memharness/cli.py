@@ -204,7 +204,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.format == "table":
         buffer = io.StringIO() if args.output else None
         console, plain = _console(buffer)
-        _print_tables(reports, console, plain=plain, sparklines=opened if args.sparklines else None)
+        _print_tables(reports, console, plain=plain, sparklines=opened if args.sparklines else None,
+                      fixtures=opened)
         if buffer is not None:
             _emit(buffer.getvalue(), args.output)
     else:
@@ -228,13 +229,18 @@ def _render(reports, *, fmt: str, strict: bool) -> str:
     return json_report(reports)
 
 
-def _print_tables(reports, console, *, plain: bool, sparklines: dict | None = None) -> None:
+def _print_tables(reports, console, *, plain: bool, sparklines: dict | None = None,
+                  fixtures: dict | None = None) -> None:
     from memharness.report.matrix import verdict_matrix
     from memharness.report.regressions import note_lines, regression_summary, regression_table
     from memharness.report.terminal import reason_lines, summary_line, verdict_table
+    from memharness.runtime import provenance_line
 
     for r in reports:
         console.print(verdict_table(r.model, r.verdicts, plain=plain))
+        recorded = provenance_line(fixtures[r.model].manifest) if fixtures and r.model in fixtures else None
+        if recorded:  # fixtures written before provenance was kept have none to print
+            console.print(recorded, soft_wrap=True, markup=False)
         for line in reason_lines(r.verdicts):
             console.print(line, soft_wrap=True, markup=False)
         console.print(summary_line(r.verdicts), markup=False)
@@ -443,7 +449,7 @@ def _trace_sharded(state, denoiser, out: Path, settings, prompts, prompt_set: st
     """Each rank traces its share of the prompts into its own shard; the main process merges them."""
     from memharness.scoring.latent import write_latent_scores
     from memharness.trace.shards import merge_shards, shard, shard_dir
-    from memharness.trace.tracer import trace
+    from memharness.trace.tracer import manifest_prompts, trace
 
     rank, world = state.process_index, state.num_processes
     all_prompts = list(prompts if prompts is not None else denoiser.prompts())[:args.limit]
@@ -460,7 +466,7 @@ def _trace_sharded(state, denoiser, out: Path, settings, prompts, prompt_set: st
                                threads=args.threads), "processes": world}
         with _writer_lock(out, args):
             merge_shards(out, world, sampler=settings.sampler, model=denoiser.card.to_dict(),
-                         prompts=[p.to_manifest() for p in all_prompts],
+                         prompts=manifest_prompts(all_prompts, out),
                          prompt_set=prompt_set, overwrite=args.overwrite, provenance=record)
             write_latent_scores(out)
         print(f"traced {len(all_prompts)} prompts on {world} processes into {out} "

@@ -126,3 +126,36 @@ def provenance(denoiser: Any, *, command: str, batch_size: int | None, threads: 
     record["command"] = command
     record["date"] = utc_now()
     return record
+
+
+def provenance_line(manifest: dict[str, Any]) -> str | None:
+    """One line on how a fixture's runs were recorded, or None when its manifest predates provenance."""
+    records = {name: run.get("provenance") for name, run in manifest.get("runs", {}).items()
+               if isinstance(run, dict) and isinstance(run.get("provenance"), dict)}
+    if not records:
+        return None
+    dates = ", ".join(f"{name} {record.get('date', '?')}" for name, record in records.items())
+    first = next(iter(records.values()))
+    versions = first.get("versions") if isinstance(first.get("versions"), dict) else {}
+    order = ["memharness", "torch", "diffusers", "transformers"]
+    names = sorted(versions, key=lambda name: (order.index(name) if name in order else len(order), name))
+    parts = [", ".join(f"{name} {versions[name]}" for name in names)]
+    if first.get("dtype") or first.get("device"):
+        parts.append(f"{first.get('dtype', '?')} on {first.get('device', '?')}")
+    batch = first.get("batch_size")
+    parts.append("all seeds in one UNet batch" if batch is None else f"{batch} seeds per UNet batch")
+    if first.get("processes"):
+        parts.append(f"{first['processes']} processes")
+    if first.get("torch_threads"):
+        parts.append(f"{first['torch_threads']} torch thread{'s' if first['torch_threads'] != 1 else ''}")
+    if first.get("weights_sha256"):
+        parts.append(f"weights sha256 {str(first['weights_sha256'])[:12]}")
+    keys = ("versions", "dtype", "device", "batch_size", "torch_threads", "weights_sha256")
+    same = all({k: r.get(k) for k in keys} == {k: first.get(k) for k in keys} for r in records.values())
+    resumed = sum(len(r.get("resumed") or []) for r in records.values())
+    line = f"recorded: {dates}; " + "; ".join(p for p in parts if p)
+    if not same:
+        line += " (for the first run; the others differ, see the manifest)"
+    if resumed:
+        line += f"; resumed {resumed} time{'s' if resumed != 1 else ''}"
+    return line

@@ -102,6 +102,14 @@ def _runs_text(fixtures: dict) -> str:
     return "; ".join(parts) or "—"
 
 
+def _recorded_text(src: Source) -> str:
+    """How the runs were recorded (issue 16's provenance); nothing for fixtures written before it was kept."""
+    from memharness.runtime import provenance_line
+
+    line = provenance_line(src.fixture.manifest)
+    return f" ({line})" if line else ""
+
+
 def _labels_text(src: Source) -> str:
     try:
         labels = src.labels("overestimation")
@@ -139,8 +147,8 @@ def build_report(reports: Sequence[ModelReport], sources: Sequence[Source], *, c
             sections.append(FigureSection(defn, rendered, shown))
         if progress is not None:
             progress(done, len(figures))
-    overview = tuple((r.model, str(r.fixtures.get("path", "")), _runs_text(r.fixtures), _labels_text(src))
-                     for r, src in zip(reports, sources, strict=True))
+    overview = tuple((r.model, str(r.fixtures.get("path", "")), _runs_text(r.fixtures) + _recorded_text(src),
+                      _labels_text(src)) for r, src in zip(reports, sources, strict=True))
     return ReportDoc(title="memharness report · " + ", ".join(r.model for r in reports), command=command,
                      reports=tuple(reports), overview=overview, claims=claims, sections=tuple(sections))
 

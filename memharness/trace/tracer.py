@@ -81,7 +81,7 @@ def trace(
     writer = FixtureWriter(
         out,
         model=denoiser.card.to_dict(),
-        prompts=[p.to_manifest() for p in prompts],
+        prompts=manifest_prompts(prompts, out),
         prompt_set=prompt_set,
     )
     run = writer.begin_run(
@@ -100,6 +100,8 @@ def trace(
         _record_provenance(run.run, provenance)
     for done, prompt in enumerate(prompts):
         if run.is_done(prompt.id):
+            if settings.image_dir is not None and not _images_present(settings, prompt.id):
+                _images_again(denoiser, prompt, settings)  # --images added to a finished run
             if progress:
                 progress(done + 1, len(prompts), prompt.id, True)
             continue
@@ -135,6 +137,50 @@ def trace(
         if progress:
             progress(done + 1, len(prompts), prompt.id, False)
     return writer
+
+
+def manifest_prompts(prompts: Sequence[Prompt], out: Path) -> list[dict]:
+    """The prompts as the fixture at ``out`` records them: training image paths relative to the fixture
+    folder, so that a fixture moved with its images (or shared) still names them. A fixture recorded
+    before this with absolute paths keeps them (its prompt-set hash says which form it holds)."""
+    import os
+
+    from memharness.trace.store import MANIFEST, prompt_set_hash, read_manifest
+
+    absolute = [p.to_manifest() for p in prompts]
+    relative = []
+    base = os.path.abspath(out)
+    for entry in absolute:
+        image = entry.get("image")
+        if isinstance(image, str) and os.path.isabs(image):
+            entry = {**entry, "image": Path(os.path.relpath(image, base)).as_posix()}
+        relative.append(entry)
+    if (Path(out) / MANIFEST).is_file() and relative != absolute:
+        recorded = read_manifest(Path(out))["prompt_set"]["sha256"]
+        if recorded == prompt_set_hash(absolute):
+            return absolute
+    return relative
+
+
+def _image_folder(settings: TraceSettings, g: float, prompt_id: str) -> Path:
+    return settings.image_dir / settings.sampler / guidance_key(g) / prompt_id
+
+
+def _images_present(settings: TraceSettings, prompt_id: str) -> bool:
+    return all((_image_folder(settings, g, prompt_id) / f"{seed}.png").is_file()
+               for g in settings.guidance for seed in settings.seeds)
+
+
+def _images_again(denoiser: Denoiser, prompt: Prompt, settings: TraceSettings) -> None:
+    """Decoded images of a prompt whose run is recorded but whose images are not: sample it again with
+    the same seeds, steps and seed batches (deterministic), without recording, and decode."""
+    cond = denoiser.encode(prompt)
+    size = settings.batch_size or len(settings.seeds)
+    for g in settings.guidance:
+        finals = [sample(denoiser, cond, seeds=settings.seeds[start:start + size], guidance_scale=float(g),
+                         sampler=settings.sampler, num_inference_steps=settings.num_inference_steps).x_0
+                  for start in range(0, len(settings.seeds), size)]
+        save_images(denoiser, torch.cat(finals), _image_folder(settings, g, prompt.id), settings.seeds)
 
 
 def _record_provenance(run: dict, record: dict) -> None:

@@ -107,3 +107,74 @@ def test_a_damaged_safetensors_file_is_one_line(weights, tmp_path, capsys):
                str(weights / "prompts.jsonl"), "--out", str(tmp_path / "fx")])
     err = capsys.readouterr().err
     assert rc == 2 and "not a readable safetensors file" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_provenance_paths_and_the_check_line(weights, tmp_path, capsys):
+    """Provenance (issue 16, item 4): image paths relative to the fixture; `check` prints how it was recorded."""
+    from memharness.trace.store import prompt_set_hash
+
+    out = tmp_path / "fx"
+    _trace(weights, weights / "tiny-sd.safetensors", out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for prompt in manifest["prompts"]:
+        assert not Path(prompt["image"]).is_absolute()
+        assert (out / prompt["image"]).resolve() == (weights / f"{prompt['id']}.png").resolve()
+    record = manifest["runs"]["ddim"]["provenance"]
+    assert record["dtype"] == "float32" and record["device"] == "cpu" and record["batch_size"] is None
+    assert {"memharness", "torch", "diffusers", "transformers"} <= set(record["versions"])
+    capsys.readouterr()
+    assert main(["check", "--fixtures", str(out)]) in (0, 1)
+    lines = capsys.readouterr().out.splitlines()
+    recorded = [line for line in lines if line.startswith("recorded: ddim ")]
+    assert len(recorded) == 1 and "float32 on cpu" in recorded[0] and "all seeds in one UNet batch" in recorded[0]
+    assert f"weights sha256 {record['weights_sha256'][:12]}" in recorded[0]
+    borders = [i for i, line in enumerate(lines) if line.startswith("+-")]
+    assert lines.index(recorded[0]) == borders[1] + 1  # the one line right under the table
+
+    # A fixture written before (absolute image paths) resumes as it is.
+    for prompt in manifest["prompts"]:
+        prompt["image"] = str((out / prompt["image"]).resolve())
+    manifest["prompt_set"]["sha256"] = prompt_set_hash(manifest["prompts"])
+    del manifest["runs"]["ddim"]["provenance"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    _trace(weights, weights / "tiny-sd.safetensors", out)
+    assert json.loads((out / "manifest.json").read_text())["prompts"] == manifest["prompts"]
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_batches_of_one_reproduce_per_seed_pipe_calls(sampler):
+    """README's exactness condition: the same batch composition. Seeds sampled one per batch (what
+    `trace --batch-size 1` does) equal one `pipe(...)` call per seed, bit for bit on the CPU."""
+    import torch
+
+    from memharness.models.base import Prompt
+    from memharness.models.diffusers_sd import DiffusersDenoiser, card_from_pipeline
+    from memharness.sampling import sample
+
+    pipe = build_tiny_pipeline(scheduler=sampler)
+    denoiser = DiffusersDenoiser(card_from_pipeline(pipe, model_id="tiny"), pipe, sampler=sampler)
+    prompt = Prompt(id="p0", text="a photo of an astronaut riding a horse")
+    cond = denoiser.encode(prompt)
+    for seed in (3, 7):
+        ours = sample(denoiser, cond, seeds=[seed], guidance_scale=7.5, sampler=sampler, num_inference_steps=5)
+        theirs = pipe(prompt=prompt.text, guidance_scale=7.5, num_inference_steps=5, output_type="latent",
+                      generator=torch.Generator().manual_seed(seed)).images
+        assert torch.equal(ours.x_0, theirs), (ours.x_0 - theirs).abs().max()
+
+
+def test_images_added_to_a_finished_run_equal_those_of_a_traced_one(weights, tmp_path):
+    """Issue 16, item 8: `trace --images DIR` on a finished run samples again (same seeds and batches)
+    only to decode; the images equal those written while tracing, and the fixture is untouched."""
+    common = ["--model", str(weights / "card.yaml"), "--model-path", str(weights / "tiny-sd"), "--prompts",
+              str(weights / "prompts.jsonl"), "--steps", "3", "--seeds", "2", "--guidance", "1", "7.5",
+              "--threads", "1"]
+    assert main(["trace", *common, "--out", str(tmp_path / "with"), "--images", str(tmp_path / "img-with")]) == 0
+    assert main(["trace", *common, "--out", str(tmp_path / "later")]) == 0
+    before = {p: p.read_bytes() for p in sorted((tmp_path / "later").rglob("*.safetensors"))}
+    assert main(["trace", *common, "--out", str(tmp_path / "later"), "--images", str(tmp_path / "img-later")]) == 0
+    assert {p: p.read_bytes() for p in sorted((tmp_path / "later").rglob("*.safetensors"))} == before
+    want = sorted(p.relative_to(tmp_path / "img-with") for p in (tmp_path / "img-with").rglob("*.png"))
+    got = sorted(p.relative_to(tmp_path / "img-later") for p in (tmp_path / "img-later").rglob("*.png"))
+    assert want == got and len(want) == 2 * 2 * 2  # prompts × guidance scales × seeds
+    for rel in want:
+        assert (tmp_path / "img-with" / rel).read_bytes() == (tmp_path / "img-later" / rel).read_bytes(), rel
