@@ -93,5 +93,6 @@ def recording_guide(card: ModelCard, out: Path) -> list[str]:
 def first_run(card: ModelCard, out: Path, *, display: str) -> FirstRun:
     """The error for ``check --model M`` when M has no fixtures yet."""
     return FirstRun(f"model {card.id} has no fixtures yet ({display}/manifest.json missing); record them with "
-                    f"`memharness trace --model {card.id} ...` as above, or pass --fixtures DIR",
+                    f"`memharness trace --model {card.id}` (`memharness check --model {card.id}` says what it "
+                    "needs), or pass --fixtures DIR",
                     recording_guide(card, Path(display)))

@@ -1,6 +1,7 @@
 """pytest plugin: every claim × model is a pytest item, so -k, -n auto and --junitxml work as usual.
 
-    pytest --memharness-model analytic [--memharness-fixtures DIR] [--memharness-strict] [-n auto]
+    pytest --memharness-model analytic [--memharness-fixtures DIR] [--memharness-strict]
+           [--memharness-baseline FILE] [-n auto]
 
 Items are named ``memharness::<model>::<claim>``. The plugin is inert unless --memharness-model or
 --memharness-fixtures is given. At start-up it imports only pytest; the claim engine (numpy, scipy,
@@ -24,6 +25,10 @@ class InconclusiveClaimWarning(UserWarning):
     """A claim the fixture could not decide (too few prompts, or a CI across the bound)."""
 
 
+class KnownFailureWarning(UserWarning):
+    """A FAIL the baseline already records (--memharness-baseline): a known finding, not a regression."""
+
+
 class ClaimFailed(Exception):
     """A FAIL verdict (or INCONCLUSIVE under --memharness-strict); the message is the whole report."""
 
@@ -36,11 +41,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="one model's fixture folder, or with several models a folder of <model>/ folders "
                          "(default fixtures/<model>)")
     group.addoption("--memharness-strict", action="store_true", help="an INCONCLUSIVE claim fails")
+    group.addoption("--memharness-baseline", metavar="FILE",
+                    help="a `memharness check --format json` report to compare with: only a regression against "
+                         "it fails (a FAIL the baseline already records is a known finding), as `check --baseline`")
 
 
 def _error_line(exc: BaseException) -> str:
     """A MemharnessError names the CLI's options; here they are spelled --memharness-*."""
-    return "memharness: error: " + re.sub(r"(?<![\w-])--(model|fixtures)\b", r"--memharness-\1", str(exc))
+    return "memharness: error: " + re.sub(r"(?<![\w-])--(model|fixtures|baseline)\b", r"--memharness-\1", str(exc))
 
 
 def _active(config: pytest.Config) -> bool:
@@ -73,10 +81,25 @@ class ClaimsCollector(pytest.Collector):
         config = self.config
         targets = fixture_targets(config.getoption("memharness_model"), config.getoption("memharness_fixtures"))
         specs = load_specs()
+        baseline_file = config.getoption("memharness_baseline")
+        baselines = None
+        if baseline_file:
+            from pathlib import Path
+
+            from memharness.claims.regression import load_baseline
+
+            baselines = load_baseline(Path(baseline_file))
         children = []
         for model, root in targets:
             model, fixture = open_fixture(model, root)
-            children.append(ModelCollector.from_parent(self, name=model, fixture=fixture, specs=specs))
+            base = None
+            if baselines is not None:
+                from pathlib import Path
+
+                from memharness.claims.regression import baseline_for
+
+                base = baseline_for(baselines, model, Path(baseline_file))
+            children.append(ModelCollector.from_parent(self, name=model, fixture=fixture, specs=specs, base=base))
         return children
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
@@ -90,9 +113,10 @@ class ClaimsCollector(pytest.Collector):
 class ModelCollector(pytest.Collector):
     """``memharness::<model>``: one ClaimItem per claim file."""
 
-    def __init__(self, *, fixture: Any, specs: list[Any], **kw: Any) -> None:
+    def __init__(self, *, fixture: Any, specs: list[Any], base: dict | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.fixture, self.specs = fixture, specs  # one Fixture per process: its arrays load once
+        self.base = base  # this model's baseline report (--memharness-baseline), or None
 
     def collect(self) -> list[pytest.Item]:
         return [ClaimItem.from_parent(self, name=spec.id, spec=spec) for spec in self.specs]
@@ -113,6 +137,22 @@ class ClaimItem(pytest.Item):
         verdict = run_claims(self.parent.fixture, [self.spec])[0]
         self.user_properties.extend(verdict_properties(verdict))
         strict = self.config.getoption("memharness_strict")
+        if self.parent.base is not None:  # against a baseline only a regression fails, as `check --baseline`
+            from memharness.claims.regression import compare
+
+            changes = compare(self.parent.base, [verdict], {self.spec.id: self.spec.regression_tolerance},
+                              only=(self.spec.id,))
+            baseline = self.config.getoption("memharness_baseline")
+            for change in changes:
+                self.user_properties.append(("baseline_change", f"{change.kind}: {change.reason}"))
+                if change.is_regression:
+                    raise ClaimFailed(f"{failure_text(self.model, verdict)}\nregression against {baseline}: "
+                                      f"{change.reason}")
+            if verdict.verdict is Outcome.FAIL and not strict:
+                warnings.warn_explicit(KnownFailureWarning(f"known FAIL (the baseline {baseline} records it): "
+                                                           f"{failure_text(self.model, verdict)}"),
+                                       KnownFailureWarning, filename=self.nodeid, lineno=0)
+                return
         if verdict.verdict is Outcome.FAIL or (strict and verdict.verdict is Outcome.INCONCLUSIVE):
             raise ClaimFailed(failure_text(self.model, verdict))
         if verdict.verdict is Outcome.SKIP:

@@ -1,0 +1,68 @@
+"""The pytest plugin against a baseline (issue 16): --memharness-baseline FILE, as `check --baseline`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memharness.cli import main
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="module")
+def baseline_text(small_fixture_master, tmp_path_factory) -> str:
+    """Module-scoped: written before pytester snapshots sys.modules (numpy's C modules import once)."""
+    path = tmp_path_factory.mktemp("baseline") / "baseline.json"
+    assert main(["check", "--fixtures", str(small_fixture_master), "--model", "analytic",
+                 "--write-baseline", str(path), "--format", "json", "--output", str(path.with_suffix(".out"))]) \
+        in (0, 1)
+    return path.read_text()
+
+
+@pytest.fixture
+def baseline(baseline_text, tmp_path):
+    path = tmp_path / "baseline.json"
+    path.write_text(baseline_text)
+    return path
+
+
+def _run(pytester, fixture, baseline, *args):
+    return pytester.runpytest_subprocess("--memharness-model", "analytic", "--memharness-fixtures", str(fixture),
+                                         "--memharness-baseline", str(baseline), "-p", "no:cacheprovider", "-rfE",
+                                         *args)
+
+
+def test_nothing_regressed_nothing_fails(pytester, small_fixture_master, baseline):
+    report = json.loads(baseline.read_text())
+    report = report[0] if isinstance(report, list) else report
+    verdicts = [c["verdict"] for c in report["claims"]]
+    result = _run(pytester, small_fixture_master, baseline)
+    result.assert_outcomes(passed=len(verdicts) - verdicts.count("SKIP"), skipped=verdicts.count("SKIP"))
+    if "FAIL" in verdicts:  # a FAIL the baseline records is a known finding, warned about
+        result.stdout.fnmatch_lines(["*KnownFailureWarning: known FAIL*"])
+
+
+def test_a_claim_worse_than_its_baseline_fails_and_says_why(pytester, small_fixture_master, baseline):
+    data = json.loads(baseline.read_text())
+    report = data[0] if isinstance(data, list) else data
+    target = next((c for c in report["claims"] if c["verdict"] != "PASS"), None)
+    if target is None:
+        pytest.skip("every claim PASSes on the small fixture")
+    target["verdict"] = "PASS"  # the baseline says PASS; now it is not: a regression
+    baseline.write_text(json.dumps(data))
+    result = _run(pytester, small_fixture_master, baseline)
+    result.stdout.fnmatch_lines([f"*regression against {baseline}:*", f"FAILED *memharness::analytic::{target['id']}*"])
+    assert result.ret == 1
+
+
+def test_a_baseline_of_another_model_is_one_error_line_with_the_plugin_options(pytester, small_fixture_master,
+                                                                               baseline):
+    data = json.loads(baseline.read_text())
+    report = data[0] if isinstance(data, list) else data
+    report["model"] = "digits"
+    baseline.write_text(json.dumps(data))
+    result = _run(pytester, small_fixture_master, baseline)
+    result.stdout.fnmatch_lines(["*memharness: error: --memharness-baseline*not 'analytic'*"])
+    assert result.ret != 0
