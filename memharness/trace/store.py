@@ -681,10 +681,14 @@ class Fixture:
         return out
 
     def verify(self) -> None:
-        """Load every group once: checksums, shapes and finiteness of the whole fixture."""
+        """Load every group once: checksums, shapes and finiteness of the whole fixture (the paired latent x,
+        which groups skip, is checked file by file)."""
         for sampler in self.runs:
             for g in self.guidance_scales(sampler):
                 self.group(sampler, g)
+            for prompt in self.prompts:
+                self._read_verified(self._run_entry(sampler, prompt["id"]), "memharness trace",
+                                    names="x".__eq__)
         if self.mitigation is not None:
             for prompt in self.prompts:
                 self.mitigation_arrays(prompt["id"])

@@ -62,3 +62,29 @@ def test_a_file_changed_after_stacking_is_caught_when_a_column_is_read_again(mon
     path.write_bytes(bytes(data))
     with pytest.raises(Exception, match="checksum mismatch"):
         group.inner("x_t", "x_T")
+
+
+def test_verify_still_checks_the_paired_latent_that_groups_skip(tmp_path):
+    import hashlib
+    import json
+    import shutil
+
+    from safetensors.numpy import load, save
+
+    from memharness.errors import MemharnessError
+
+    root = tmp_path / "analytic"
+    shutil.copytree(ANALYTIC, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    entry = manifest["runs"]["ddim"]["files"][manifest["prompts"][0]["id"]]
+    arrays = load((root / entry["file"]).read_bytes())
+    arrays["x"] = arrays["x"].copy()
+    arrays["x"].flat[0] = np.nan
+    data = save(arrays)
+    (root / entry["file"]).write_bytes(data)
+    entry["sha256"] = hashlib.sha256(data).hexdigest()
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    fixture = Fixture(root)
+    fixture.group("ddim", 1.0)  # the claims never read x
+    with pytest.raises(MemharnessError, match="array x contains NaN"):
+        fixture.verify()
