@@ -46,6 +46,51 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "it fails (a FAIL the baseline already records is a known finding), as `check --baseline`")
 
 
+_NODE_ID = re.compile(r"^(?:.*[/\\])?memharness::([^:]+)(?:::([^:]+))?$")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """Node ids rerun as printed: ``pytest memharness::analytic::linear-in-guidance`` (or the
+    ``../memharness::…`` form a FAILED line shows from a subfolder) selects that item. pytest would
+    take the argument for a path; it is taken out here, names the model when no --memharness-model
+    does, and with no other path given nothing but the claims is collected."""
+    selected = []
+    for arg in list(args):
+        match = _NODE_ID.match(arg)
+        if match and not arg.startswith("-"):
+            args.remove(arg)
+            selected.append(match.groups())
+    if not selected:
+        return
+    early_config.stash[_SELECTED] = selected
+    given = {a.split("=")[0] for a in args if a.startswith("--memharness-")}
+    if "--memharness-model" not in given:
+        for model in dict.fromkeys(model for model, _ in selected):
+            args.extend(["--memharness-model", model])
+    if not any(not a.startswith("-") for a in _positionals(args)):
+        args.append("--ignore-glob=*")  # the claims only, not the folder's own tests
+
+
+def _positionals(args: list[str]) -> list[str]:
+    """Arguments that are not options or option values (roughly: pytest's own parser decides)."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = "=" not in arg and arg in _VALUED
+        else:
+            out.append(arg)
+    return out
+
+
+_VALUED = {"--memharness-model", "--memharness-fixtures", "--memharness-baseline", "-k", "-m", "-p", "-n", "-c",
+           "-o", "--junitxml", "--junit-xml", "--rootdir", "--confcutdir", "--basetemp", "-W", "--deselect",
+           "--ignore", "--ignore-glob", "--maxfail", "--tb", "-r"}
+_SELECTED = pytest.StashKey[list]()
+
+
 def _error_line(exc: BaseException) -> str:
     """A MemharnessError names the CLI's options; here they are spelled --memharness-*."""
     return "memharness: error: " + re.sub(r"(?<![\w-])--(model|fixtures|baseline)\b", r"--memharness-\1", str(exc))
@@ -69,6 +114,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     # genitems reports the collection like any other (counts, collection errors); the same
     # options give the same items in the same order on every xdist worker.
     items.extend(session.genitems(ClaimsCollector.from_parent(session, name="memharness", nodeid="memharness")))
+    selected = config.stash.get(_SELECTED, None)
+    if selected:  # node ids given as arguments: only those
+        def wanted(item: pytest.Item) -> bool:
+            parts = item.nodeid.split("::")
+            if parts[0] != "memharness":
+                return True  # the tests of a path given beside the node ids run as usual
+            return any(
+                len(parts) > 1 and parts[1] == model and (claim is None or parts[2:] == [claim])
+                for model, claim in selected)
+
+        keep = [item for item in items if wanted(item)]
+        dropped = [item for item in items if not wanted(item)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 class ClaimsCollector(pytest.Collector):

@@ -66,3 +66,17 @@ def test_a_baseline_of_another_model_is_one_error_line_with_the_plugin_options(p
     result = _run(pytester, small_fixture_master, baseline)
     result.stdout.fnmatch_lines(["*memharness: error: --memharness-baseline*not 'analytic'*"])
     assert result.ret != 0
+
+
+def test_node_ids_rerun_as_printed(pytester, small_fixture_master):
+    """Issue 16: a node id from a FAILED line, passed back to pytest, runs that claim (and only it)."""
+    pytester.makepyfile(test_own="def test_own():\n    pass\n")
+    common = ["--memharness-fixtures", str(small_fixture_master), "-p", "no:cacheprovider", "-v"]
+    result = pytester.runpytest_subprocess(*common, "memharness::analytic::linear-in-guidance")
+    result.stdout.fnmatch_lines(["*1 selected*", "*memharness::analytic::linear-in-guidance PASSED*"])
+    assert "test_own" not in result.stdout.str()
+    printed = next(line.split()[0] for line in result.stdout.lines if "::linear-in-guidance PASSED" in line)
+    again = pytester.runpytest_subprocess(*common, printed, "memharness::analytic::overestimation")
+    again.stdout.fnmatch_lines(["*2 selected*"])
+    beside = pytester.runpytest_subprocess(*common, "test_own.py", "memharness::analytic::overestimation")
+    beside.stdout.fnmatch_lines(["*test_own.py::test_own PASSED*", "*memharness::analytic::overestimation*"])
