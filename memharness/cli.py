@@ -339,8 +339,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
         from memharness.data import load_prompt_file
 
         prompts = load_prompt_file(args.prompts)
-    if card is not None:
-        _trace_settings(args, card)  # bad settings fail before any weights load
+    # Bad settings fail in one line before any weights load. With --model-path alone the card (and its
+    # default seeds and scales) is known only after loading, so what was given is checked against generic ones.
+    _trace_settings(args, card)
     state = _distributed_state()
     device = _device(args.device, card, state)
     from memharness.runtime import set_threads
@@ -478,7 +479,7 @@ def _trace_sharded(state, denoiser, out: Path, settings, prompts, prompt_set: st
 def _trace_settings(args: argparse.Namespace, card):
     from memharness.trace.tracer import TraceSettings
 
-    defaults = card.trace.get(args.sampler, {})
+    defaults = card.trace.get(args.sampler, {}) if card is not None else {}
     n_seeds = args.seeds if args.seeds is not None else int(defaults.get("seeds", 8))
     guidance = args.guidance if args.guidance is not None else defaults.get("guidance", [1.0, 7.5])
     settings = TraceSettings(
@@ -640,7 +641,12 @@ def cmd_claims(args: argparse.Namespace) -> int:
         spec = next((s for s in specs if s.id == args.id), None)
         if spec is None:
             raise MemharnessError(f"claims show: unknown claim {args.id!r}; `memharness claims` lists them")
+        from memharness.claims.checks import CHECKS
+
         print(Path(spec.source).read_text(), end="")
+        print("# Parameters the check declares (name: default, allowed values):")
+        for name, param in CHECKS[spec.id].params.items():
+            print(f"#   {name}: {param.default!r}, {param.describe()}" + (f" — {param.doc}" if param.doc else ""))
         return 0
     width = max(len(s.id) for s in specs)
     for spec in specs:
