@@ -72,10 +72,6 @@ def bootstrap_ci(values: np.ndarray, *, statistic: Callable = np.mean, alpha: fl
     return float(lo), float(hi)
 
 
-def bootstrap_mean_ci(values: np.ndarray, *, alpha: float = DEFAULT_ALPHA, seed: int = 0) -> tuple[float, float]:
-    return bootstrap_ci(values, alpha=alpha, seed=seed)
-
-
 def interval_vs_band(ci: tuple[float, float], lower: float, upper: float) -> str:
     """'inside' the band [lower, upper], 'outside' it (disjoint), or 'straddles' an edge."""
     lo, hi = ci
