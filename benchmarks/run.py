@@ -442,19 +442,28 @@ def scaling_table(results: dict) -> str:
     return "\n".join([line, fmt.format(*header), line, *(fmt.format(*r) for r in rows), line])
 
 
+def _print_header(title: str, info: dict) -> None:
+    print(title)
+    for key, value in info.items():
+        print(f"  {key:<11} {value}")
+    print(flush=True)
+
+
+def _make_workdir(parent: str | None) -> Path:
+    """A fresh temporary folder for one benchmark run (under ``parent`` when given)."""
+    base = Path(parent) if parent else None
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="memharness-bench-", dir=base))
+
+
 def scaling_main(args: argparse.Namespace) -> int:
     started, load_start = time.perf_counter(), load_average()
     info = machine(import_torch=False)
     info["load"] = f"{load_start} (1, 5, 15 min load average at start)"
     info["threads"] = f"{args.threads} (OMP/OpenBLAS/MKL of each check)"
-    print("memharness benchmarks --prompts " + " ".join(map(str, args.prompts)))
-    for key, value in info.items():
-        print(f"  {key:<11} {value}")
-    print(flush=True)
-    base = Path(args.workdir) if args.workdir else None
-    if base is not None:
-        base.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="memharness-bench-", dir=base))
+    _print_header("memharness benchmarks --prompts " + " ".join(map(str, args.prompts)), info)
+    workdir = _make_workdir(args.workdir)
     cache = Path(args.fixture_cache) if args.fixture_cache else None
     repeats = args.check_repeats or 3
     try:
@@ -549,15 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     load_start = load_average()
     info = machine()
     info["load"] = f"{load_start} (1, 5, 15 min load average at start)"
-    print("memharness benchmarks" + (" --quick (smoke test: small scale, not a measurement)" if args.quick else ""))
-    for key, value in info.items():
-        print(f"  {key:<11} {value}")
-    print(flush=True)
-
-    base = Path(args.workdir) if args.workdir else None
-    if base is not None:
-        base.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="memharness-bench-", dir=base))
+    _print_header("memharness benchmarks" + (" --quick (smoke test: small scale, not a measurement)"
+                                              if args.quick else ""), info)
+    workdir = _make_workdir(args.workdir)
     results: dict = {"machine": info, "quick": args.quick, "scale": scale.__dict__ | {"guidance": list(scale.guidance)}}
     try:
         # a. fixture size

@@ -114,3 +114,39 @@ def trace_small(denoiser, out, *, ddim_seeds=(0, 1, 2, 3), ddpm_seeds=(0, 1, 2),
                                        seeds=tuple(ddpm_seeds)), prompt_set="small")
     write_latent_scores(out)
     return out
+
+
+def edit_manifest(root, edit):
+    """Apply ``edit`` to a fixture's manifest.json in place; returns its path."""
+    import json
+
+    path = root / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return path
+
+
+def rewrite_arrays(root, rel: str, edit):
+    """Re-save one file with edited arrays and its new sha256 recorded (so only the content is wrong)."""
+    import hashlib
+
+    import numpy as np
+    from safetensors.numpy import load as st_load
+    from safetensors.numpy import save as st_save
+
+    path = root / rel
+    arrays = {name: np.array(value) for name, value in st_load(path.read_bytes()).items()}
+    edit(arrays)
+    data = st_save(arrays)
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+
+    def fix(manifest: dict) -> None:
+        for section in [*manifest["runs"].values(), manifest.get("mitigation") or {"files": {}}]:
+            for entry in section["files"].values():
+                if entry["file"] == rel:
+                    entry["sha256"] = digest
+
+    edit_manifest(root, fix)
+    return path

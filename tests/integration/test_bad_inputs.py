@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import load as st_load
-from safetensors.numpy import save as st_save
 
 from memharness.cli import main
 from memharness.errors import MemharnessError
 from memharness.trace.store import Fixture
+from tests.helpers import edit_manifest, rewrite_arrays
 
 PROMPT_FILE = "ddim/mem-02.safetensors"
 PREFIX = "memharness: error: "
@@ -52,32 +49,6 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 def tmp_leftovers(root: Path) -> list[str]:
     return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.endswith(".tmp")]
-
-
-def edit_manifest(root: Path, edit: Callable[[dict], None]) -> Path:
-    path = root / "manifest.json"
-    manifest = json.loads(path.read_text())
-    edit(manifest)
-    path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    return path
-
-
-def rewrite_arrays(root: Path, rel: str, edit: Callable[[dict[str, np.ndarray]], None]) -> Path:
-    """Re-save one prompt file with edited arrays and record its new sha256, so the checksum passes."""
-    path = root / rel
-    arrays = {name: np.array(value) for name, value in st_load(path.read_bytes()).items()}
-    edit(arrays)
-    data = st_save(arrays)
-    path.write_bytes(data)
-
-    def fix_sha(manifest: dict) -> None:
-        for run in manifest["runs"].values():
-            for entry in run["files"].values():
-                if entry["file"] == rel:
-                    entry["sha256"] = hashlib.sha256(data).hexdigest()
-
-    edit_manifest(root, fix_sha)
-    return path
 
 
 # --------------------------------------------------------------------------- damaged fixtures

@@ -9,7 +9,6 @@ duplicate ids, nesting, outputs, no silent loss, concurrent writers, kill at a r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -19,16 +18,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import load as st_load
-from safetensors.numpy import save as st_save
 
 from memharness.cli import main
 from memharness.trace.safety import LOCK_NAME, FolderLock
+from tests.helpers import edit_manifest, rewrite_arrays
 
 SHIPPED = Path(__file__).resolve().parents[2] / "fixtures" / "analytic"
 PROMPT_FILE = "ddim/mem-02.safetensors"
@@ -81,33 +78,6 @@ def snapshot(root: Path) -> dict[str, object]:
         else:
             out[key] = ("dir" if path.is_dir() else "other",)
     return out
-
-
-def edit_manifest(root: Path, edit: Callable[[dict], None]) -> Path:
-    path = root / "manifest.json"
-    manifest = json.loads(path.read_text())
-    edit(manifest)
-    path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    return path
-
-
-def rewrite_arrays(root: Path, rel: str, edit: Callable[[dict[str, np.ndarray]], None]) -> Path:
-    """Re-save one file with edited arrays and its new sha256 recorded (so only the content is wrong)."""
-    path = root / rel
-    arrays = {name: np.array(value) for name, value in st_load(path.read_bytes()).items()}
-    edit(arrays)
-    data = st_save(arrays)
-    path.write_bytes(data)
-    digest = hashlib.sha256(data).hexdigest()
-
-    def fix(manifest: dict) -> None:
-        for section in [*manifest["runs"].values(), manifest.get("mitigation") or {"files": {}}]:
-            for entry in section["files"].values():
-                if entry["file"] == rel:
-                    entry["sha256"] = digest
-
-    edit_manifest(root, fix)
-    return path
 
 
 @pytest.fixture
