@@ -135,3 +135,95 @@ def test_recorder_rejects_missing_uncond_and_wrong_step_count():
                     hooks=[recorder])
     with pytest.raises(ValueError, match="expected 5"):
         recorder.finish(result.x_0)
+
+
+def _random_trajectory(*, g: float, batches: tuple[int, ...], steps: int, dim: int, seed: int):
+    """Random step states in seed batches, ε_c close to ε_u and x̂0 close to x (the cancelling regime)."""
+    from memharness.sampling import StepState
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(dim, generator=gen)
+    calls, finals = [], []
+    for n in batches:
+        x_t, states = torch.randn(n, dim, generator=gen), []
+        for s in range(steps):
+            eps_u = torch.randn(n, dim, generator=gen)
+            states.append(StepState(step=s, t=999 - s, alpha_bar=0.5, alpha_bar_prev=0.5, guidance_scale=g, x_t=x_t,
+                                    eps_uncond=eps_u if g != 1.0 else None,
+                                    eps_cond=eps_u + 1e-3 * torch.randn(n, dim, generator=gen),
+                                    x0_hat=x + 1e-2 * torch.randn(n, dim, generator=gen)))
+            x_t = 0.9 * x_t + 0.1 * states[-1].x0_hat
+        calls.append(states)
+        finals.append(x_t)
+    return x, calls, torch.cat(finals)
+
+
+def _reference_arrays(x, calls, x_0, *, with_uncond: bool) -> dict[str, np.ndarray]:
+    """What the recorder before issue 17 computed: every vector of the trajectory kept, then float64 sums."""
+    f64 = torch.float64
+    vec = {name: [] for name in schema.step_vectors(with_uncond)}
+    for states in calls:
+        x_T = states[0].x_t
+        for name, per_batch in vec.items():
+            per_batch.append(torch.stack([{
+                "x_t": st.x_t, "x0_err": st.x0_hat - x, "eps_c_res": st.eps_cond - x_T,
+                "eps_u_res": st.eps_uncond - x_T if with_uncond else None}[name] for st in states], dim=1))
+    vec = {name: torch.cat(parts).to(f64) for name, parts in vec.items()}  # (N, S, D)
+    const = {"x_T": vec["x_t"][:, 0], "x_0": x_0.to(f64), "x": x.to(f64).expand(x_0.shape[0], -1)}
+    full = {**vec, **{k: v[:, None] for k, v in const.items()}}
+    gram = torch.stack([(full[a] * full[b]).sum(-1) for a, b in schema.step_pairs(with_uncond)], dim=-1)
+    states = torch.cat([vec["x_t"], const["x_0"][:, None]], dim=1)
+    deltas = (states[:, 1:] - states[:, :-1]).transpose(0, 1)
+    cos, ratio = [], []
+    for d in (deltas - deltas.mean(1, keepdim=True), deltas):
+        seeds_gram = d @ d.transpose(1, 2)
+        eigvals, eigvecs = torch.linalg.eigh(seeds_gram)
+        direction = (d.transpose(1, 2) @ eigvecs[:, :, -1:]).squeeze(-1)
+        cos.append((direction @ const["x"][0]).abs() / (direction.norm(dim=1) * const["x"][0].norm()))
+        ratio.append(eigvals[:, -1] / seeds_gram.diagonal(dim1=1, dim2=2).sum(1))
+    unit = const["x_0"] / const["x_0"].norm(dim=1, keepdim=True)
+    out = {"gram": gram, "gram_final": torch.stack([(const[a] * const[b]).sum(1) for a, b in schema.const_pairs()], 1),
+           "trace_cov": states.var(0).sum(-1), "final_cos": unit @ unit.T,
+           "pc1_cos_x": torch.stack(cos, 1), "pc1_var_ratio": torch.stack(ratio, 1)}
+    return {k: v.numpy() for k, v in out.items()}
+
+
+@pytest.mark.parametrize(("guidance", "batches"), [(7.5, (3, 2)), (1.0, (5,)), (7.5, (1, 1, 1))])
+def test_recorder_equals_the_full_float64_reference_on_random_trajectories(guidance, batches):
+    """Issue 17: the per-step batched product gives what keeping every vector and summing in float64 gave,
+    to 1e-6 relative (inner products against the product of their vectors' norms)."""
+    x, calls, x_0 = _random_trajectory(g=guidance, batches=batches, steps=6, dim=700, seed=3)
+    recorder = TrajectoryRecorder(x, num_steps=6, with_uncond=guidance != 1.0)
+    for states in calls:
+        for state in states:
+            recorder(state)
+    got = recorder.finish(x_0)
+    want = _reference_arrays(x, calls, x_0, with_uncond=guidance != 1.0)
+    assert got.keys() == want.keys()
+    pairs = schema.step_pairs(guidance != 1.0)
+    scale = {}
+    for p, (a, b) in enumerate(pairs):
+        if a == b:
+            scale[a] = np.sqrt(want["gram"][..., p])
+    final = dict(zip(schema.const_pairs(), want["gram_final"].T, strict=True))
+    for c in ("x_T", "x_0", "x"):
+        scale[c] = np.sqrt(final[(c, c)])[:, None]
+    for p, (a, b) in enumerate(pairs):
+        _assert_inner_close_rel(got["gram"][..., p], want["gram"][..., p], scale[a] * scale[b])
+    for p, (a, b) in enumerate(schema.const_pairs()):
+        _assert_inner_close_rel(got["gram_final"][:, p], want["gram_final"][:, p], (scale[a] * scale[b])[:, 0])
+    for key in ("trace_cov", "final_cos", "pc1_cos_x", "pc1_var_ratio"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+def _assert_inner_close_rel(got, want, norms):
+    err = np.abs(got - want) / np.maximum(norms, 1e-300)
+    assert err.max() < 1e-6, f"max relative error {err.max():.2e}"
+
+
+def test_recorder_rejects_a_step_out_of_order():
+    x, calls, _ = _random_trajectory(g=7.5, batches=(2,), steps=3, dim=16, seed=0)
+    recorder = TrajectoryRecorder(x, num_steps=3, with_uncond=True)
+    recorder(calls[0][0])
+    with pytest.raises(ValueError, match="step 2 after 1 steps"):
+        recorder(calls[0][2])
