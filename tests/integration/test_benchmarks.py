@@ -137,3 +137,13 @@ def test_replicated_fixture_is_a_valid_fixture_of_k_times_the_prompts(synthetic,
     fixture.verify()  # checksums, shapes, finiteness of every group
     base = Fixture(tmp_path / "base").group("ddim", 7.5).inner("x0_err", "x")
     np.testing.assert_array_equal(fixture.group("ddim", 7.5).inner("x0_err", "x"), np.concatenate([base] * 3))
+
+
+def test_recorder_benchmark_quick_run_prints_its_table():
+    """benchmarks/recorder.py --quick: both parts run (subprocesses) and the table names time and memory."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "recorder.py"), "--quick"], capture_output=True,
+                          text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows] == ["quantity", "time", "extra memory"]
+    assert re.search(r"UNet per sample \(batch b\): b=1: [\d.]+ s, \d+ MiB activations, b=2:", done.stdout)
