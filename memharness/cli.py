@@ -16,32 +16,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memharness import __version__
+from memharness.cli_runtime import DEFAULT_MODEL
+from memharness.cli_runtime import add_run_options as add_run_options
+from memharness.cli_runtime import command_line as _command_line
+from memharness.cli_runtime import device_for as _device
+from memharness.cli_runtime import positive_int as _positive_int
+from memharness.cli_runtime import progress as _progress
+from memharness.cli_runtime import terminal as _console
+from memharness.cli_runtime import weights_options as _weights_options
+from memharness.cli_runtime import writer_lock as _writer_lock
 from memharness.errors import MemharnessError
 
-DEFAULT_MODEL = "analytic"
 RESIZE_CHOICES = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")  # PIL's filters, for SSCD
 _REPO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-def _console(stream=None):
-    """A rich console and whether it is plain (NO_COLOR set, or not a terminal: no styles at all)."""
-    from rich.console import Console
-
-    out = stream or sys.stdout
-    tty = out.isatty()
-    plain = bool(os.environ.get("NO_COLOR")) or not tty
-    # Logs and files are not 80 columns wide; a terminal keeps its own width.
-    width = None if tty else 160
-    kwargs = {"color_system": None} if plain else {}
-    return Console(file=out, highlight=False, soft_wrap=False, width=width, **kwargs), plain
-
-
-def _progress(console, plain: bool, verb: str, unit: str):
-    """The progress bar of long commands (off when plain: CI logs, NO_COLOR); ``unit`` may name task fields."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn(f"[bold]{verb}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn(unit), TimeRemainingColumn(), console=console, disable=plain, transient=True)
 
 
 def _emit(text: str, output: str | None, *, option: str = "--output") -> None:
@@ -60,41 +47,6 @@ def _emit(text: str, output: str | None, *, option: str = "--output") -> None:
     except OSError as exc:
         raise MemharnessError(f"{option}: cannot write {path} ({exc.strerror})") from None
     write_output(path, text.encode(), option)
-
-
-def _command_line(args: argparse.Namespace) -> str:
-    """The command as typed (for the lock holder's description)."""
-    import shlex
-
-    return shlex.join(["memharness", *getattr(args, "argv", [])])
-
-
-def _writer_lock(folder: Path, args: argparse.Namespace, option: str = "--out"):
-    """The lock every writer of a fixture (or data) folder holds; --wait waits for the holder.
-    Only --out folders are created; --fixtures must exist."""
-    from memharness.trace.safety import FolderLock
-
-    return FolderLock(folder, wait=bool(getattr(args, "wait", False)), option=option, command=_command_line(args),
-                      create=option == "--out")
-
-
-def _weights_options(args: argparse.Namespace) -> dict:
-    """--revision / --variant for loading from a hub id (only what was given)."""
-    return {key: getattr(args, key) for key in ("revision", "variant") if getattr(args, key, None)}
-
-
-def add_run_options(parser: argparse.ArgumentParser, *, weights: bool = False) -> None:
-    """--limit and --threads (and with ``weights``, --revision / --variant) of the long commands."""
-    parser.add_argument("--limit", type=_positive_int, metavar="N",
-                        help="only the first N prompts (a quick run)")
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
-                        help="torch CPU threads (default: the physical cores; 1 per process under accelerate)")
-    if weights:
-        parser.add_argument("--revision", metavar="REV",
-                            help="hub revision (branch, tag or commit) when --model-path or the card is a hub id")
-        parser.add_argument("--variant", metavar="NAME",
-                            help="weights variant on the hub or in the folder, e.g. fp16 "
-                                 "(diffusion_pytorch_model.fp16.safetensors)")
 
 
 def default_fixture_dir(model: str) -> Path:
@@ -292,7 +244,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ImportError:
         raise MemharnessError("report: needs matplotlib; install it with `pip install matplotlib`") from None
     from memharness.claims import load_specs, run_claims
-    from memharness.report.document import build_report, write_report
+    from memharness.report.document import build_report
+    from memharness.report.files import write_report
     from memharness.report.model_report import ModelReport
     from memharness.report.series import Source
 
@@ -329,11 +282,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- trace
 def cmd_trace(args: argparse.Namespace) -> int:
-    from memharness.models import load_card, load_denoiser
+    from memharness.models import backend_class, load_card, load_denoiser
 
     card = load_card(args.model or DEFAULT_MODEL) if args.model or not args.model_path else None
-    if card is not None and card.backend == "analytic" and args.images:
-        raise MemharnessError("--images: the analytic model has no decoder; its scores use latents")
+    if card is not None and args.images and not backend_class(card.backend, card_id=card.id).can_decode:
+        raise MemharnessError(f"--images: the {card.id} model has no decoder; its scores use latents")
     prompts = None
     if args.prompts:
         from memharness.data import load_prompt_file
@@ -408,42 +361,6 @@ def _distributed_state():
 
     state = PartialState(cpu=not torch.cuda.is_available())  # gloo on CPU-only machines
     return state if state.num_processes > 1 else None
-
-
-def _device(name: str, card, state) -> str:
-    """--device auto: this rank's GPU under accelerate, else CUDA when present; the analytic model stays on the CPU.
-    Any other name is checked against what torch sees (one line, not a traceback deep in the model)."""
-    if name != "auto":
-        return _checked_device(name)
-    if card is not None and card.backend == "analytic":
-        return "cpu"
-    if state is not None:
-        return str(state.device)
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _checked_device(name: str) -> str:
-    import torch
-
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError, TypeError):
-        raise MemharnessError(f"--device: unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise MemharnessError(f"--device {name}: torch sees no CUDA device here (torch {torch.__version__}); "
-                                  "use --device cpu or auto")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise MemharnessError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s), "
-                                  f"numbered from 0")
-    elif device.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise MemharnessError(f"--device {name}: torch sees no MPS device here; use --device cpu or auto")
-    elif device.type != "cpu":
-        raise MemharnessError(f"--device {name}: memharness runs on cpu, cuda or mps devices")
-    return name
 
 
 def _trace_sharded(state, denoiser, out: Path, settings, prompts, prompt_set: str, args) -> int:
@@ -726,13 +643,6 @@ def cmd_zoo_train(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memharness",
@@ -797,7 +707,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--model", metavar="M",
                     help=f"model id or card file (default {DEFAULT_MODEL}, or the card of --model-path)")
     tr.add_argument("--out", metavar="DIR", help="fixture folder (default fixtures/<model>)")
-    tr.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim", help="DDIM (Eq 7) or DDPM (Eq 22)")
+    from memharness.schedule import SAMPLERS
+
+    tr.add_argument("--sampler", choices=SAMPLERS, default="ddim", help="DDIM (Eq 7) or DDPM (Eq 22)")
     tr.add_argument("--guidance", type=float, nargs="+", metavar="G",
                     help="guidance scales (default from the model card, e.g. 1 2 7.5)")
     tr.add_argument("--seeds", type=_positive_int, metavar="N", help="seeds 0..N-1 per prompt (default from the card)")

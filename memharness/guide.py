@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from memharness.errors import MemharnessError
+from memharness.guidance import passes_per_step
 from memharness.models.card import ModelCard
 
 # Measured in the README (Recording real models; Benchmarks a, d): one prompt at SD's latent size.
@@ -34,7 +35,7 @@ def unet_evaluations(card: ModelCard, sampler: str) -> int:
     run = card.trace.get(sampler, {})
     seeds = int(run.get("seeds", 8))
     guidance = [float(g) for g in run.get("guidance", [1.0, 7.5])]
-    return STEPS * seeds * sum(1 if g == 1.0 else 2 for g in guidance)
+    return STEPS * seeds * sum(passes_per_step(g) for g in guidance)
 
 
 def _hours(evals: float, rate: float) -> str:

@@ -27,10 +27,9 @@ from typing import Any, Protocol
 import torch
 
 from memharness.errors import MemharnessError
+from memharness.guidance import uses_unconditional
 from memharness.models.base import Denoiser
-from memharness.schedule import epsilon_from_output, x0_from_output
-
-SAMPLERS = ("ddim", "ddpm")
+from memharness.schedule import SAMPLERS, epsilon_from_output, x0_from_output
 
 
 @dataclass(frozen=True)
@@ -115,15 +114,14 @@ def sample(
     ``guidance_policy``: per-seed g at each step (see :class:`GuidancePolicy`); None keeps
     ``guidance_scale`` for every seed and step with diffusers' exact arithmetic.
     """
-    if sampler not in SAMPLERS:
-        raise MemharnessError(f"--sampler: unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    step_fn = sampler_step(sampler)
     if not seeds:
         raise MemharnessError("--seeds: at least one seed is needed")
     schedule = denoiser.schedule
     prediction_type = denoiser.card.prediction_type
     timesteps = [int(t) for t in schedule.timesteps(num_inference_steps)]
     x_T, generators = initial_latents(seeds, denoiser.card.latent_shape, dtype=denoiser.dtype, device=denoiser.device)
-    need_uncond = guidance_scale != 1.0 or guidance_policy is not None
+    need_uncond = uses_unconditional(guidance_scale) or guidance_policy is not None
     if guidance_policy is not None:
         guidance_policy.reset(len(seeds), len(timesteps))
     used = []
@@ -168,25 +166,7 @@ def sample(
             for hook in hooks:
                 hook(state)
 
-        if sampler == "ddim":
-            # Eq 7 with η = 0: x_{t−1} = √ᾱ_{t−1} x̂0 + √(1−ᾱ_{t−1}) ε̃.
-            x_t = alpha_bar_prev ** (0.5) * x0_hat + (1 - alpha_bar_prev) ** (0.5) * eps
-        else:
-            # Eq 22 written as the posterior mean μ̃(x_t, x̂0) (DDPM's Eq 7), as diffusers does;
-            # α_t, β_t are the strided ones: α_t = ᾱ_t / ᾱ_{t−1}.
-            beta_prod_t, beta_prod_t_prev = 1 - alpha_bar, 1 - alpha_bar_prev
-            current_alpha_t = alpha_bar / alpha_bar_prev
-            current_beta_t = 1 - current_alpha_t
-            x0_coeff = (alpha_bar_prev ** (0.5) * current_beta_t) / beta_prod_t
-            xt_coeff = current_alpha_t ** (0.5) * beta_prod_t_prev / beta_prod_t
-            mean = x0_coeff * x0_hat + xt_coeff * x_t
-            if t > 0:
-                # σ_t z with σ_t² = β̃_t (Eq 23), in diffusers' arithmetic ("fixed_small", clamped);
-                # z drawn per seed like randn_tensor with a generator list.
-                z = torch.cat([torch.randn((1, *x_t.shape[1:]), generator=g, dtype=x_t.dtype) for g in generators])
-                variance = torch.clamp(beta_prod_t_prev / beta_prod_t * current_beta_t, min=1e-20)
-                mean = mean + variance ** (0.5) * z.to(x_t.device)
-            x_t = mean
+        x_t = step_fn(x_t, x0_hat, eps, alpha_bar, alpha_bar_prev, t=t, generators=generators)
     return SampleResult(x_T=x_T, x_0=x_t, timesteps=tuple(timesteps), guidance_used=torch.stack(used, dim=1))
 
 
@@ -199,3 +179,46 @@ def _policy_guidance(policy: GuidancePolicy, state: PolicyInput, n: int) -> torc
         raise MemharnessError(f"guidance_policy: step {state.step} returned g of shape {tuple(value.shape)}; "
                               f"expected {n} finite values, one per seed")
     return value.clone()
+
+
+# --------------------------------------------------------------------------- samplers
+# One step x_t → x_{t−1} from x̂0 and the guided ε̃ (with ᾱ_t, ᾱ_{t−1} as tensors); ``generators``
+# are the seeds' own, for samplers that draw noise.
+SamplerStep = Callable[..., torch.Tensor]
+
+
+def ddim_step(x_t, x0_hat, eps, alpha_bar, alpha_bar_prev, *, t: int, generators) -> torch.Tensor:
+    """Eq 7 with η = 0: x_{t−1} = √ᾱ_{t−1} x̂0 + √(1−ᾱ_{t−1}) ε̃."""
+    return alpha_bar_prev ** (0.5) * x0_hat + (1 - alpha_bar_prev) ** (0.5) * eps
+
+
+def ddpm_step(x_t, x0_hat, eps, alpha_bar, alpha_bar_prev, *, t: int, generators) -> torch.Tensor:
+    """Eq 22 written as the posterior mean μ̃(x_t, x̂0) (DDPM's Eq 7), as diffusers does; α_t, β_t
+    are the strided ones: α_t = ᾱ_t / ᾱ_{t−1}."""
+    beta_prod_t, beta_prod_t_prev = 1 - alpha_bar, 1 - alpha_bar_prev
+    current_alpha_t = alpha_bar / alpha_bar_prev
+    current_beta_t = 1 - current_alpha_t
+    x0_coeff = (alpha_bar_prev ** (0.5) * current_beta_t) / beta_prod_t
+    xt_coeff = current_alpha_t ** (0.5) * beta_prod_t_prev / beta_prod_t
+    mean = x0_coeff * x0_hat + xt_coeff * x_t
+    if t > 0:
+        # σ_t z with σ_t² = β̃_t (Eq 23), in diffusers' arithmetic ("fixed_small", clamped);
+        # z drawn per seed like randn_tensor with a generator list.
+        z = torch.cat([torch.randn((1, *x_t.shape[1:]), generator=g, dtype=x_t.dtype) for g in generators])
+        variance = torch.clamp(beta_prod_t_prev / beta_prod_t * current_beta_t, min=1e-20)
+        mean = mean + variance ** (0.5) * z.to(x_t.device)
+    return mean
+
+
+# Sampler name → its step. The names are the schedule's (``memharness.schedule.SAMPLERS``: it knows
+# each sampler's ᾱ of the final state); a sampler is added in both places, which the check below keeps true.
+_STEPS: dict[str, SamplerStep] = {"ddim": ddim_step, "ddpm": ddpm_step}
+if tuple(_STEPS) != SAMPLERS:
+    raise ImportError(f"memharness.sampling: steps for {tuple(_STEPS)}, the schedule knows {SAMPLERS}")
+
+
+def sampler_step(name: str) -> SamplerStep:
+    step = _STEPS.get(name)
+    if step is None:
+        raise MemharnessError(f"--sampler: unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+    return step

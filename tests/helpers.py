@@ -27,6 +27,9 @@ class _Wrapped:
         self.inner = inner
         self.card, self.schedule, self.device, self.dtype = inner.card, inner.schedule, inner.device, inner.dtype
 
+    def __getattr__(self, name):  # capability flags, decode, to_pixels: the wrapped model's
+        return getattr(self.inner, name)
+
     def prompts(self):
         return self.inner.prompts()
 

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from memharness.analysis import roc_auc, tpr_at_fpr, wen_score
-from memharness.claims.labels import THRESHOLD, memorization_labels
 from memharness.detection.signals import (
     REFERENCES,
     censored_steps,
@@ -32,6 +31,7 @@ from memharness.detection.signals import (
 )
 from memharness.errors import MemharnessError
 from memharness.schedule import NoiseSchedule
+from memharness.scoring.labels import THRESHOLD, memorization_labels
 from memharness.trace.store import Fixture
 
 

@@ -13,20 +13,19 @@ from memharness.mitigation.constants import DEFAULT_GAMMA, DEFAULT_METHODS, DEFA
 
 def _load(args: argparse.Namespace):
     """The denoiser as ``trace`` loads it: --model's card, or the card of --model-path."""
-    from memharness.cli import DEFAULT_MODEL, _device
+    from memharness.cli_runtime import DEFAULT_MODEL, device_for, weights_options
     from memharness.models import load_card, load_denoiser
 
     card = load_card(args.model or DEFAULT_MODEL) if args.model or not args.model_path else None
-    from memharness.cli import _weights_options
-
-    return load_denoiser(card, device=_device(args.device, card, None), model_path=args.model_path,
-                         dtype=args.dtype, sampler="ddim", **_weights_options(args))
+    return load_denoiser(card, device=device_for(args.device, card, None), model_path=args.model_path,
+                         dtype=args.dtype, sampler="ddim", **weights_options(args))
 
 
 # --------------------------------------------------------------------------- mitigate
 def cmd_mitigate(args: argparse.Namespace) -> int:
     """Sample the fixture's prompts with each mitigation method; write its "mitigation" section."""
-    from memharness.cli import DEFAULT_MODEL, _console, _writer_lock, default_fixture_dir
+    from memharness.cli import default_fixture_dir  # moves out of the CLI with the shipped fixtures (#18)
+    from memharness.cli_runtime import DEFAULT_MODEL, terminal, writer_lock
     from memharness.mitigation.record import MitigationSettings, record_mitigation, summarize
     from memharness.trace.store import read_manifest
 
@@ -42,7 +41,7 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
 
     args.threads = set_threads(args.threads)
     denoiser = _load(args)
-    console, plain = _console(sys.stderr)
+    console, plain = terminal(sys.stderr)
     started = time.perf_counter()
     label = f"{denoiser.card.id} {' '.join(settings.methods)} g={settings.guidance:g}"
     with LongWork("mitigate", label, unit="prompts", stream=sys.stderr, plain=plain) as work:
@@ -50,7 +49,7 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
         def progress(done: int, total: int, prompt_id: str, was_skipped: bool) -> None:
             work.update(done, total, skipped=was_skipped)
 
-        with _writer_lock(root, args, option="--fixtures"):  # one writer per fixture folder
+        with writer_lock(root, args, option="--fixtures"):  # one writer per fixture folder
             section = record_mitigation(denoiser, root, settings, overwrite=args.overwrite, progress=progress,
                                         limit=args.limit)
     skipped = work.skipped
@@ -84,7 +83,7 @@ def _prompt(args: argparse.Namespace, denoiser):
         raise MemharnessError(f"--prompt-id: no prompt {args.prompt_id!r} (known: {names})")
     if not args.prompt.strip():
         raise MemharnessError("--prompt: give the prompt text")
-    if denoiser.card.backend == "diffusers":
+    if denoiser.any_prompt_text:
         return Prompt(id="prompt", text=args.prompt)
     for prompt in denoiser.prompts():  # models with a fixed prompt set know only their own texts
         if prompt.text == args.prompt:
@@ -96,7 +95,7 @@ def _prompt(args: argparse.Namespace, denoiser):
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Sample one prompt with δ(t) detection (App H), optionally mitigated; write images and JSON."""
-    from memharness.cli import _console, _progress
+    from memharness.cli_runtime import progress, terminal
     from memharness.mitigation.generation import generate, write_generation
 
     out = Path(args.out)
@@ -108,9 +107,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise MemharnessError(f"--gamma: must be a finite number ≥ 0, got {args.gamma}")
     denoiser = _load(args)
     prompt = _prompt(args, denoiser)
-    console, plain = _console(sys.stderr)
+    console, plain = terminal(sys.stderr)
     seeds = list(range(args.seeds))
-    with _progress(console, plain, "generate", "steps") as bar:
+    with progress(console, plain, "generate", "steps") as bar:
         task = bar.add_task(f"{denoiser.card.id} {prompt.id} × {len(seeds)} seeds g={args.guidance:g}",
                             total=args.steps)
         gen = generate(denoiser, prompt, seeds=seeds, guidance_scale=args.guidance, num_inference_steps=args.steps,
@@ -158,7 +157,7 @@ def add_parsers(sub, positive_int) -> None:
     mit.add_argument("--overwrite", action="store_true",
                      help="replace a mitigation section recorded with other settings")
     mit.add_argument("--wait", action="store_true", help="wait for another writer of the fixture instead of failing")
-    from memharness.cli import add_run_options
+    from memharness.cli_runtime import add_run_options
 
     add_run_options(mit, weights=True)
     mit.set_defaults(func=cmd_mitigate)

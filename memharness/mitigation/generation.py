@@ -72,12 +72,10 @@ def generate(
 
 def to_images(denoiser: Denoiser, latents: torch.Tensor) -> np.ndarray | None:
     """uint8 images of final latents: the model's decoder (VAE), the digits' pixels, or None."""
-    decode = getattr(denoiser, "decode", None)
-    if decode is not None:
-        return decode(latents)
-    to_pixels = getattr(denoiser, "to_pixels", None)
-    if to_pixels is not None:  # digits: 0–16 grey levels → 0–255, (N, 8, 8)
-        pixels = to_pixels(latents).detach().cpu().double().numpy()
+    if denoiser.can_decode:
+        return denoiser.decode(latents)
+    if denoiser.latents_are_pixels:  # digits: 0–16 grey levels → 0–255, (N, 8, 8)
+        pixels = denoiser.to_pixels(latents).detach().cpu().double().numpy()
         return np.clip(np.round(pixels * (255.0 / 16.0)), 0, 255).astype(np.uint8).reshape(
             latents.shape[0], *latents.shape[-2:])
     return None

@@ -143,7 +143,7 @@ def record_mitigation(
     if float(settings.guidance) not in fixture.guidance_scales(SAMPLER):
         raise MemharnessError(f"--fixtures {root}: no {SAMPLER} run at g={settings.guidance:g} to pair the "
                               f"mitigation runs with; trace it first")
-    if settings.image_dir is not None and getattr(denoiser, "decode", None) is None:
+    if settings.image_dir is not None and not denoiser.can_decode:
         raise MemharnessError(f"--images: model {denoiser.card.id} has no decoder; its scores use latents")
     run = fixture.runs[SAMPLER]["settings"]
     record = {
@@ -212,7 +212,7 @@ def latent_train_similarity(fixture: Fixture) -> dict[str, np.ndarray]:
 
 def summarize(root: Path) -> list[str]:
     """One line per method: memorized and normal prompts' latent train similarity before → after."""
-    from memharness.claims.labels import memorization_labels
+    from memharness.scoring.labels import memorization_labels
 
     fixture = Fixture(root)
     labels = memorization_labels(fixture, guidance=float(fixture.mitigation["settings"]["guidance"]))

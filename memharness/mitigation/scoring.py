@@ -22,7 +22,7 @@ def has_mitigation_images(root: Path, images: Path) -> bool:
 
 def score_mitigation_images(root: Path, images: Path, model: Any) -> dict[str, Any]:
     """SSCD (train, generate, score) per method and prompt of the mitigated images; written to the manifest."""
-    from memharness.scoring.sscd import _read_image, _training_image_paths, sscd_scores
+    from memharness.scoring.sscd import read_image, sscd_scores, training_image_paths
 
     root, images = Path(root), Path(images)
     fixture = Fixture(root)
@@ -39,11 +39,11 @@ def score_mitigation_images(root: Path, images: Path, model: Any) -> dict[str, A
             if missing is not None:
                 raise MemharnessError(f"{missing}: mitigated image missing; {hint}")
             files[(method, prompt["id"])] = paths
-    train_paths = _training_image_paths(fixture)
-    train = {pid: model.embed([_read_image(path)])[0] for pid, path in train_paths.items()}
+    train_paths = training_image_paths(fixture)
+    train = {pid: model.embed([read_image(path)])[0] for pid, path in train_paths.items()}
     values: dict[str, Any] = {}
     for (method, pid), paths in files.items():
-        s_train, s_generate, score = sscd_scores(train[pid], model.embed([_read_image(p) for p in paths]))
+        s_train, s_generate, score = sscd_scores(train[pid], model.embed([read_image(p) for p in paths]))
         values.setdefault(method, {})[pid] = {"train": s_train, "generate": s_generate, "score": score}
     section = dict(section, scores={"scorer": model.name, "values": values})
     writer = FixtureWriter(root, model=fixture.model, prompts=fixture.prompts,

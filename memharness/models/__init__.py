@@ -3,6 +3,7 @@
 from memharness.errors import MemharnessError
 from memharness.models.base import Denoiser, Prompt
 from memharness.models.card import ModelCard, available_cards, load_card
+from memharness.models.registry import backend_class, known_backends, register_backend
 
 
 def load_denoiser(
@@ -12,37 +13,22 @@ def load_denoiser(
     """Instantiate the backend a card names (imports torch). With no card, ``model_path`` must be a
     diffusers pipeline folder, a single-file checkpoint or a hub id, and the card is read off the model.
     ``revision`` / ``variant``: which weights of a hub id (or a folder's variant files) to load."""
-    if card is None or card.backend == "diffusers":
-        from memharness.models.diffusers_sd import DiffusersDenoiser
-
-        if card is None:
-            if not model_path:
-                raise MemharnessError("--model-path: give a diffusers pipeline folder, or a --model with a card")
-            return DiffusersDenoiser.from_path(model_path, device=device, dtype=dtype, sampler=sampler,
-                                               revision=revision, variant=variant)
-        return DiffusersDenoiser.load(card, model_path=model_path, device=device, dtype=dtype, sampler=sampler,
-                                      revision=revision, variant=variant)
-    for option, value in (("--revision", revision), ("--variant", variant)):
-        if value:
-            raise MemharnessError(f"{option}: model {card.id} ({card.backend}) is not loaded from a hub")
-    if card.backend == "zoo":
-        if dtype not in (None, "float32"):
-            raise MemharnessError(f"--dtype: model {card.id} (zoo) runs in float32 only")
-        if card.params.get("organism", "digits") not in ("digits", "digits-graded"):
-            raise MemharnessError(
-                f"card {card.id}: unknown zoo organism {card.params.get('organism')!r}; known: digits, digits-graded")
-        from memharness.zoo.digits import DigitsDenoiser
-
-        return DigitsDenoiser(card, model_path=model_path, device=device)
-    if model_path:
+    if card is None:
+        if not model_path:
+            raise MemharnessError("--model-path: give a diffusers pipeline folder, or a --model with a card")
+        return backend_class("diffusers").from_path(model_path, device=device, dtype=dtype, sampler=sampler,
+                                                    revision=revision, variant=variant)
+    backend = backend_class(card.backend, card_id=card.id)
+    hub = {"revision": revision, "variant": variant}
+    if not backend.hub_weights:
+        for option, value in hub.items():
+            if value:
+                raise MemharnessError(f"--{option}: model {card.id} ({card.backend}) is not loaded from a hub")
+        hub = {}
+    if model_path and not backend.takes_weights:
         raise MemharnessError(f"--model-path {model_path}: model {card.id} ({card.backend}) has no weights to load")
-    if card.backend == "analytic":
-        if dtype is not None:
-            raise MemharnessError("--dtype: the analytic model always runs in float64")
-        from memharness.models.analytic import AnalyticDenoiser
-
-        return AnalyticDenoiser(card, device=device)
-    raise MemharnessError(f"card {card.id}: backend {card.backend!r} is not available in this version")
+    return backend.from_card(card, device=device, model_path=model_path, dtype=dtype, sampler=sampler, **hub)
 
 
-__all__ = ["Denoiser", "ModelCard", "Prompt", "available_cards", "load_card", "load_denoiser"]
+__all__ = ["Denoiser", "ModelCard", "Prompt", "available_cards", "backend_class", "known_backends", "load_card",
+           "load_denoiser", "register_backend"]

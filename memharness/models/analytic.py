@@ -123,6 +123,20 @@ def posterior_mean(
 class AnalyticDenoiser:
     """Exact ε-predictor of the mixture in ``build_mixture`` (float64, CPU)."""
 
+    can_decode = False  # its latents are points of a Gaussian mixture: scores use latents
+    latents_are_pixels = False
+    any_prompt_text = False
+    takes_weights = False
+    hub_weights = False
+    cpu_only = True
+
+    @classmethod
+    def from_card(cls, card: ModelCard, *, device: str, model_path: str | None, dtype: str | None,
+                  sampler: str) -> AnalyticDenoiser:
+        if dtype is not None:
+            raise MemharnessError("--dtype: the analytic model always runs in float64")
+        return cls(card, device=device)
+
     def __init__(self, card: ModelCard, *, device: str = "cpu") -> None:
         if card.prediction_type != "epsilon":
             raise MemharnessError(f"card {card.id}: the analytic model predicts epsilon, not {card.prediction_type}")

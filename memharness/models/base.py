@@ -56,6 +56,19 @@ class Denoiser(Protocol):
     device: torch.device
     dtype: torch.dtype
 
+    # Capabilities: what the harness may ask of a backend (never its name).
+    can_decode: bool  # ``decode(latents)`` → uint8 images (a VAE): --images, SSCD scores
+    latents_are_pixels: bool  # ``to_pixels(latents)`` gives the image itself (no decoder needed)
+    any_prompt_text: bool  # any text is a prompt; else only the model's own ``prompts()``
+    takes_weights: bool  # --model-path names its weights
+    hub_weights: bool  # --revision / --variant choose weights of a hub id
+    cpu_only: bool  # --device auto keeps it on the CPU
+
+    @classmethod
+    def from_card(cls, card: ModelCard, *, device: str, model_path: str | None, dtype: str | None,
+                  sampler: str, **hub: str | None) -> Denoiser:
+        """The backend's model for ``card`` (``hub``: revision / variant, for hub backends only)."""
+
     def prompts(self) -> list[Prompt]:
         """The model's default prompt set."""
 

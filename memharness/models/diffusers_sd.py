@@ -131,6 +131,13 @@ def card_from_pipeline(pipe: Any, *, model_id: str) -> ModelCard:
 class DiffusersDenoiser:
     """ε-, v- or x0-predicting UNet of a StableDiffusionPipeline."""
 
+    can_decode = True  # the pipeline's VAE
+    latents_are_pixels = False
+    any_prompt_text = True  # CLIP reads any text
+    takes_weights = True
+    hub_weights = True
+    cpu_only = False
+
     def __init__(self, card: ModelCard, pipe: Any, *, sampler: str = "ddim"):
         model_config = _json_config(pipe.scheduler.config)
         _check_schedule(card, model_config)
@@ -153,6 +160,12 @@ class DiffusersDenoiser:
         self._empty: torch.Tensor | None = None
 
     # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_card(cls, card: ModelCard, *, device: str, model_path: str | None, dtype: str | None,
+                  sampler: str, revision: str | None = None, variant: str | None = None) -> DiffusersDenoiser:
+        return cls.load(card, model_path=model_path, device=device, dtype=dtype, sampler=sampler,
+                        revision=revision, variant=variant)
+
     @classmethod
     def load(
         cls, card: ModelCard, *, model_path: str | None = None, device: str = "cpu", dtype: str | None = None,

@@ -7,20 +7,19 @@
     <out>/figures/*.png    the figures report.md links to
 
 :func:`build_report` assembles a :class:`ReportDoc` (what is said, in which order) and renders it
-to Markdown here and to HTML in :mod:`memharness.report.html`, so both read alike. Nothing in the
+to Markdown in :mod:`memharness.report.markdown` and to HTML in :mod:`memharness.report.html`, both
+from the texts here, so they read alike; :mod:`memharness.report.files` writes the folder. Nothing in the
 output depends on the time or the machine beyond the fixture paths as given: committed reports
 change only when the fixtures, the claims or the code do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from memharness.claims.verdict import AGREEMENT_RULE, VERDICT_RULE, Verdict
 from memharness.report.figures import FIGURES, FigureDef, Rendered, render_figure
-from memharness.report.markdown import _cell, markdown_report
 from memharness.report.model_report import ModelReport
 from memharness.report.series import Source, Unavailable
 from memharness.report.terminal import measured_text
@@ -153,91 +152,13 @@ def build_report(reports: Sequence[ModelReport], sources: Sequence[Source], *, c
                      reports=tuple(reports), overview=overview, claims=claims, sections=tuple(sections))
 
 
-# --------------------------------------------------------------------------- Markdown
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def _md_verdict(v: Verdict | None) -> str:
+# --------------------------------------------------------------------------- shared by both renderers
+def verdict_sentence(v: Verdict | None, *, text: Callable[[str], str], mark: Callable[[str], str]) -> str:
+    """"VERDICT, measured M (paper: P): why", as report.md and report.html both say it; they differ
+    only in how free ``text`` is escaped and how the verdict word is marked."""
     if v is None:
         return "not checked"
-    text = f"**{v.verdict.value}**"
+    out = mark(v.verdict.value)
     if v.measured is not None:
-        text += f", measured {_cell(measured_text(v))}"
-    return f"{text} (paper: {_cell(v.paper)}): {_cell(v.reason)}"
-
-
-def _md_claim(entry: ClaimEntry, *, several: bool) -> list[str]:
-    head = f"- **`{entry.id}`** ({_cell(entry.reference)}): {_cell(entry.title)}."
-    if not several:
-        return [f"{head} {_md_verdict(entry.verdicts[0][1])}"]
-    return [head] + [f"  - {model}: {_md_verdict(v)}" for model, v in entry.verdicts]
-
-
-def _demote(markdown: str) -> list[str]:
-    """The Markdown reporter's headings one level down, under this report's own."""
-    return [("#" + line) if line.startswith("#") else line for line in markdown.rstrip("\n").splitlines()]
-
-
-def markdown_document(doc: ReportDoc) -> str:
-    several = len(doc.reports) > 1
-    lines = [f"# {doc.title}", "", INTRO, "", f"Regenerate it with `{doc.command}`.", ""]
-    lines += _md_table(("model", "fixtures", "runs", "memorization labels"),
-                       [(m, f"`{p}`", _cell(r), _cell(lab)) for m, p, r, lab in doc.overview])
-    lines += ["", "How to read a verdict:", ""]
-    lines += [f"- **{name}**: {text};" if i < len(LEGEND) - 1 else f"- **{name}**: {text}."
-              for i, (name, text) in enumerate(LEGEND)]
-    lines += ["", MEASURED, "", "## Verdicts", ""]
-    lines += _demote(markdown_report(doc.reports))
-    lines += ["", "## Claims and their figures", ""]
-    rows = []
-    for entry in doc.claims:
-        links = ", ".join(f"[{s.figure.label}](#{s.anchor})" for s in doc.figure_of(entry.id)) or "—"
-        verdicts = [v.verdict.value if v else "—" for _, v in entry.verdicts]
-        rows.append((f"`{entry.id}`", _cell(entry.reference), *verdicts, links))
-    lines += _md_table(("claim", "paper ref", *doc.models, "figure"), rows)
-    lines += ["", "## Figures", ""]
-    for section in doc.sections:
-        fig = section.figure
-        lines += [f'<a id="{section.anchor}"></a>', "", f"### {fig.label} · {_cell(fig.title)}", ""]
-        lines += [f"**The paper.** {_cell(fig.paper)}", "", f"**What the claims need to see.** {_cell(fig.look_for)}",
-                  ""]
-        if section.path is not None:
-            lines += [f"![{fig.label}: {_cell(fig.title)}]({section.path})", ""]
-        lines += [f"**Drawn here.** {_cell(fig.drawn)}", ""]
-        for model, why in section.rendered.missing.items():
-            lines += [f"*No {fig.label} for {model}: {_cell(why)}.*", ""]
-        for entry in section.claims:
-            lines += _md_claim(entry, several=several)
-        lines.append("")
-    orphans = doc.without_figure
-    if orphans:
-        lines += ["## Claims without a figure", ""]
-        for entry in orphans:
-            lines += _md_claim(entry, several=several)
-        lines.append("")
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-# --------------------------------------------------------------------------- files
-def write_report(out: Path, doc: ReportDoc) -> list[Path]:
-    """Write report.md, report.html and figures/*.png under ``out``; stale figures/*.png are removed."""
-    from memharness.report.html import html_document
-    from memharness.trace.store import atomic_write_bytes
-
-    out = Path(out)
-    figures = doc.figures()
-    written = []
-    for rel, png in figures.items():
-        atomic_write_bytes(out / rel, png)
-        written.append(out / rel)
-    folder = out / FIGURE_DIR
-    if folder.is_dir():
-        for old in sorted(folder.glob("*.png")):
-            if f"{FIGURE_DIR}/{old.name}" not in figures:
-                old.unlink()
-    for name, text in ((REPORT_MD, markdown_document(doc)), (REPORT_HTML, html_document(doc))):
-        atomic_write_bytes(out / name, text.encode())
-        written.append(out / name)
-    return written
+        out += f", measured {text(measured_text(v))}"
+    return f"{out} (paper: {text(v.paper)}): {text(v.reason)}"

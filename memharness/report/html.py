@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from memharness.claims.verdict import Verdict
+from memharness.report.document import INTRO, LEGEND, MEASURED, ReportDoc, verdict_sentence
 from memharness.report.matrix import matrix_cells
 from memharness.report.model_report import ModelReport
 from memharness.report.regressions import note_lines, regression_summary, transition_text
-from memharness.report.terminal import has_null, header, measured_text, row, summary_line
+from memharness.report.terminal import has_null, header, row, summary_line
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0 auto;
@@ -94,12 +95,7 @@ def verdicts_html(reports: Sequence[ModelReport]) -> list[str]:
 
 
 def _verdict_html(v: Verdict | None) -> str:
-    if v is None:
-        return "not checked"
-    text = f'<span class="v {_e(v.verdict.value)}">{_e(v.verdict.value)}</span>'
-    if v.measured is not None:
-        text += f", measured {_e(measured_text(v))}"
-    return f"{text} (paper: {_e(v.paper)}): {_e(v.reason)}"
+    return verdict_sentence(v, text=_e, mark=lambda word: f'<span class="v {_e(word)}">{_e(word)}</span>')
 
 
 def _claim_items(entries, *, several: bool) -> list[str]:
@@ -118,10 +114,7 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def html_document(doc) -> str:
-    """``doc``: a :class:`memharness.report.document.ReportDoc`."""
-    from memharness.report.document import INTRO, LEGEND, MEASURED
-
+def html_document(doc: ReportDoc) -> str:
     several = len(doc.reports) > 1
     intro = _e(INTRO).replace("*&quot;How Diffusion Models Memorize&quot;*",
                               "<em>&quot;How Diffusion Models Memorize&quot;</em>")

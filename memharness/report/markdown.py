@@ -1,9 +1,11 @@
-"""The report as Markdown: per model the verdict table, the reasons and the regressions (e.g. for a PR comment)."""
+"""The report as Markdown: per model the verdict table, the reasons and the regressions (e.g. for a PR comment);
+and ``memharness report``'s report.md (:func:`markdown_document`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from memharness.report.document import INTRO, LEGEND, MEASURED, ClaimEntry, ReportDoc, verdict_sentence
 from memharness.report.matrix import REGRESSED, matrix_cells
 from memharness.report.model_report import ModelReport
 from memharness.report.regressions import note_lines, regression_summary, transition_text
@@ -58,4 +60,67 @@ def markdown_report(reports: Sequence[ModelReport]) -> str:
         level = "###"
     for report in reports:
         lines += _model_section(report, level=level)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# --------------------------------------------------------------------------- report.md
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A table of cells already escaped (they hold links and code spans)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _md_claim(entry: ClaimEntry, *, several: bool) -> list[str]:
+    head = f"- **`{entry.id}`** ({_cell(entry.reference)}): {_cell(entry.title)}."
+
+    def sentence(v):
+        return verdict_sentence(v, text=_cell, mark=lambda word: f"**{word}**")
+
+    if not several:
+        return [f"{head} {sentence(entry.verdicts[0][1])}"]
+    return [head] + [f"  - {model}: {sentence(v)}" for model, v in entry.verdicts]
+
+
+def _demote(markdown: str) -> list[str]:
+    """The Markdown reporter's headings one level down, under this report's own."""
+    return [("#" + line) if line.startswith("#") else line for line in markdown.rstrip("\n").splitlines()]
+
+
+def markdown_document(doc: ReportDoc) -> str:
+    several = len(doc.reports) > 1
+    lines = [f"# {doc.title}", "", INTRO, "", f"Regenerate it with `{doc.command}`.", ""]
+    lines += _md_table(("model", "fixtures", "runs", "memorization labels"),
+                       [(m, f"`{p}`", _cell(r), _cell(lab)) for m, p, r, lab in doc.overview])
+    lines += ["", "How to read a verdict:", ""]
+    lines += [f"- **{name}**: {text};" if i < len(LEGEND) - 1 else f"- **{name}**: {text}."
+              for i, (name, text) in enumerate(LEGEND)]
+    lines += ["", MEASURED, "", "## Verdicts", ""]
+    lines += _demote(markdown_report(doc.reports))
+    lines += ["", "## Claims and their figures", ""]
+    rows = []
+    for entry in doc.claims:
+        links = ", ".join(f"[{s.figure.label}](#{s.anchor})" for s in doc.figure_of(entry.id)) or "—"
+        verdicts = [v.verdict.value if v else "—" for _, v in entry.verdicts]
+        rows.append((f"`{entry.id}`", _cell(entry.reference), *verdicts, links))
+    lines += _md_table(("claim", "paper ref", *doc.models, "figure"), rows)
+    lines += ["", "## Figures", ""]
+    for section in doc.sections:
+        fig = section.figure
+        lines += [f'<a id="{section.anchor}"></a>', "", f"### {fig.label} · {_cell(fig.title)}", ""]
+        lines += [f"**The paper.** {_cell(fig.paper)}", "", f"**What the claims need to see.** {_cell(fig.look_for)}",
+                  ""]
+        if section.path is not None:
+            lines += [f"![{fig.label}: {_cell(fig.title)}]({section.path})", ""]
+        lines += [f"**Drawn here.** {_cell(fig.drawn)}", ""]
+        for model, why in section.rendered.missing.items():
+            lines += [f"*No {fig.label} for {model}: {_cell(why)}.*", ""]
+        for entry in section.claims:
+            lines += _md_claim(entry, several=several)
+        lines.append("")
+    orphans = doc.without_figure
+    if orphans:
+        lines += ["## Claims without a figure", ""]
+        for entry in orphans:
+            lines += _md_claim(entry, several=several)
+        lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -18,15 +18,15 @@ from memharness.analysis import (
     residual_cosine_with_neg_x,
 )
 from memharness.claims.checks import CHECKS, Context
-from memharness.claims.checks._common import overestimation, weights, x0_direction, x0_error_norm2
+from memharness.claims.checks.common import overestimation, weights, x0_direction, x0_error_norm2
 from memharness.claims.checks.decomposition import measure_severity
 from memharness.claims.checks.diversity import measure_alignment, measure_trace
 from memharness.claims.checks.noise import measure_magnitude
 from memharness.claims.checks.overestimation import measure_k_against_guidance
 from memharness.claims.checks.overfitting import measure_scores
-from memharness.claims.labels import Labels, memorization_labels
 from memharness.claims.spec import ClaimSpec
 from memharness.schedule import NoiseSchedule
+from memharness.scoring.labels import Labels, memorization_labels
 from memharness.trace import schema
 from memharness.trace.store import Fixture, Group
 

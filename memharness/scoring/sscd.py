@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from memharness.errors import MemharnessError
+from memharness.scoring.labels import THRESHOLD  # §3.1, calibrated for sscd_disc_mixup
 from memharness.trace import schema
 from memharness.trace.store import Fixture, FixtureWriter
 
-THRESHOLD = 0.75  # §3.1, calibrated for sscd_disc_mixup; the same number as memharness.claims.labels.THRESHOLD
 EMBED_DIM = 512
 DEFAULT_SIZE = 320
 RESIZE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
@@ -248,7 +248,7 @@ def sscd_scores(train: np.ndarray, generated: np.ndarray) -> tuple[float, float,
     return s_train, s_generate, (s_train + s_generate) / 2.0
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -260,7 +260,7 @@ def _read_image(path: Path) -> np.ndarray:
         raise MemharnessError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
 
 
-def _training_image_paths(fixture: Fixture) -> dict[str, Path]:
+def training_image_paths(fixture: Fixture) -> dict[str, Path]:
     paths = {}
     for prompt in fixture.prompts:
         image = prompt.get("image")
@@ -311,7 +311,7 @@ def score_fixture(root: Path, images: Path, model: SSCDModel, *, progress: Progr
     """
     root, images = Path(root), Path(images)
     fixture = Fixture(root)
-    train_paths = _training_image_paths(fixture)
+    train_paths = training_image_paths(fixture)
     groups = _generated_image_paths(fixture, images)
     if limit is not None:
         first = {p["id"] for p in fixture.prompts[:limit]}
@@ -322,10 +322,10 @@ def score_fixture(root: Path, images: Path, model: SSCDModel, *, progress: Progr
     ids = list(train_paths)
     for start in range(0, len(ids), 16):  # training photos can be large: read a few at a time
         chunk = ids[start:start + 16]
-        train_embeddings.update(zip(chunk, model.embed([_read_image(train_paths[pid]) for pid in chunk]), strict=True))
+        train_embeddings.update(zip(chunk, model.embed([read_image(train_paths[pid]) for pid in chunk]), strict=True))
     values: dict[str, Any] = {}
     for done, ((sampler, gkey, pid), files) in enumerate(groups.items(), start=1):
-        generated = model.embed([_read_image(f) for f in files])
+        generated = model.embed([read_image(f) for f in files])
         s_train, s_generate, score = sscd_scores(train_embeddings[pid], generated)
         values.setdefault(sampler, {}).setdefault(gkey, {})[pid] = {
             "train": s_train, "generate": s_generate, "score": score,

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,11 +102,30 @@ def refuse_inside_fixture(path: Path, option: str) -> None:
 
 
 # --------------------------------------------------------------------------- outputs
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; fixtures are meant to be shared
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_output(path: Path, data: bytes, option: str) -> None:
     """Write an output file as asked: a regular file atomically, anything else (FIFO, device,
     /dev/stdout) in place; a symlink keeps being a symlink (its target is written)."""
-    from memharness.trace.store import atomic_write_bytes
-
     path = Path(path)
     try:
         refuse_inside_fixture(path, option)

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,31 +40,11 @@ from safetensors.numpy import save as st_save
 
 from memharness import __version__
 from memharness.errors import MemharnessError
+from memharness.guidance import uses_unconditional
 from memharness.trace import schema, validate
-from memharness.trace.safety import check_id, contained
+from memharness.trace.safety import atomic_write_bytes, check_id, contained
 
 MANIFEST = "manifest.json"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; fixtures are meant to be shared
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
@@ -567,7 +546,7 @@ class Fixture:
             raise MemharnessError(f"{self.root}: run {sampler!r} has no guidance scale {guidance:g}")
         n, s = len(settings["seeds"]), len(settings["timesteps"])
         prefix = schema.guidance_key(guidance) + "/"
-        with_uncond = float(guidance) != 1.0
+        with_uncond = uses_unconditional(guidance)
         pairs = schema.step_pairs(with_uncond)
         expected = {
             "gram": (n, s, len(pairs)),

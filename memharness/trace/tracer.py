@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from memharness.errors import MemharnessError
+from memharness.guidance import passes_per_step, uses_unconditional
 from memharness.models.base import Denoiser, Prompt
 from memharness.sampling import SAMPLERS, sample
 from memharness.trace.recorder import TrajectoryRecorder
@@ -43,7 +44,7 @@ class TraceSettings:
 
     def unet_evaluations(self) -> int:
         """UNet evaluations per prompt (one per seed and step; two where ε_u is also needed)."""
-        per_seed = sum(self.num_inference_steps * (1 if g == 1.0 else 2) for g in self.guidance)
+        per_seed = sum(self.num_inference_steps * passes_per_step(g) for g in self.guidance)
         return per_seed * len(self.seeds)
 
 
@@ -112,7 +113,7 @@ def trace(
             recorder = TrajectoryRecorder(
                 x,
                 num_steps=len(timesteps),
-                with_uncond=float(g) != 1.0,
+                with_uncond=uses_unconditional(g),
                 full_latents=settings.full_latents,
             )
             size = settings.batch_size or len(settings.seeds)
@@ -201,10 +202,9 @@ def save_images(denoiser: Denoiser, x_0: torch.Tensor, folder: Path, seeds: Sequ
 
     from memharness.trace.store import atomic_write_bytes
 
-    decode = getattr(denoiser, "decode", None)
-    if decode is None:
+    if not denoiser.can_decode:
         raise MemharnessError(f"--images: model {denoiser.card.id} has no decoder; its scores use latents")
-    for seed, image in zip(seeds, decode(x_0), strict=True):
+    for seed, image in zip(seeds, denoiser.decode(x_0), strict=True):
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="PNG")
         atomic_write_bytes(folder / f"{seed}.png", buffer.getvalue())

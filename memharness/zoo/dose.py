@@ -106,7 +106,7 @@ def dose_numbers(root: str | Path, *, sampler: str = "ddim", low: float = 1.0, h
     ids = [p["id"] for p in prompts]
     scales = [float(g) for g in fixture.guidance_scales(sampler)]
     scores = {g: _scores(fixture, sampler, g) for g in scales}
-    from memharness.claims.checks._common import overestimation
+    from memharness.claims.checks.common import overestimation
 
     k = {g: overestimation(fixture.group(sampler, g))[..., 0].mean(1) for g in scales}
     levels = sorted({int(c) for c in counts[has]})

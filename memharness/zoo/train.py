@@ -45,7 +45,14 @@ import numpy as np
 import torch
 
 from memharness.errors import MemharnessError
-from memharness.zoo.digits import EMBED_DIM, FORMAT, PROMPT_TOKENS, SD_SCHEDULER, UNET_CONFIG, build_unet
+from memharness.models.digits import (
+    EMBED_DIM,
+    FORMAT,
+    PROMPT_TOKENS,
+    SD_SCHEDULER,
+    UNET_CONFIG,
+    build_unet,
+)
 
 DESIGN_SEED = 0  # picks the memorized images; not the training seed, so every run shares the design
 N_CLASSES = 10
@@ -66,8 +73,6 @@ GRAD_CLIP = 1.0
 # (step done, steps total, loss of the step)
 TrainProgress = Callable[[int, int, float], None]
 
-
-ORGANISMS = ("digits", "digits-graded")
 
 
 def weights_name(duplicated: bool, organism: str = "digits") -> str:

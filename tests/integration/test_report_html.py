@@ -82,8 +82,9 @@ def test_report_html_is_self_contained(report_dir):
 def test_report_replaces_stale_figures(small_fixture_master, report_dir, tmp_path):
     """A rewrite removes figures the report no longer shows; the same fixture gives the same bytes."""
     from memharness.claims import load_specs, run_claims
-    from memharness.report.document import build_report, write_report
+    from memharness.report.document import build_report
     from memharness.report.figures import FIGURES
+    from memharness.report.files import write_report
     from memharness.report.model_report import ModelReport
     from memharness.report.series import Source
     from memharness.trace.store import Fixture
@@ -117,8 +118,9 @@ def test_png_has_no_timestamp_or_software(small_fixture_master):
 def test_several_models_side_by_side(small_fixture_master):
     """With several models a figure has one column per model; a model without the data gets a note."""
     from memharness.claims import load_specs, run_claims
-    from memharness.report.document import build_report, markdown_document
+    from memharness.report.document import build_report
     from memharness.report.figures import FIGURES
+    from memharness.report.markdown import markdown_document
     from memharness.report.model_report import ModelReport
     from memharness.report.series import Source
     from memharness.trace.store import Fixture

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from memharness.claims.checks._common import overestimation
-from memharness.claims.labels import memorization_labels
+from memharness.claims.checks.common import overestimation
 from memharness.cli import main
+from memharness.scoring.labels import memorization_labels
 from memharness.trace.store import Fixture
 
 SHIPPED = Path(__file__).resolve().parents[2] / "fixtures" / "analytic"

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from memharness.claims import load_specs
-from memharness.claims.labels import memorization_labels
 from memharness.cli import main
 from memharness.errors import MemharnessError
 from memharness.models import load_card, load_denoiser
+from memharness.models.digits import LATENT_SHAPE, read_weights, shipped_weights
+from memharness.scoring.labels import memorization_labels
 from memharness.trace.store import Fixture
-from memharness.zoo.digits import LATENT_SHAPE, read_weights, shipped_weights
 
 pytest.importorskip("sklearn")
 

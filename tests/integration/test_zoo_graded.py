@@ -12,8 +12,8 @@ import pytest
 from memharness.cli import main
 from memharness.errors import MemharnessError
 from memharness.models import load_card, load_denoiser
+from memharness.models.digits import read_weights, shipped_weights
 from memharness.trace.store import Fixture
-from memharness.zoo.digits import read_weights, shipped_weights
 
 pytest.importorskip("sklearn")
 

@@ -327,7 +327,7 @@ def _memorized_like(root: Path, tmp: Path) -> Path:
 
 @needs_model
 def test_score_fixture_writes_scores_that_label_prompts(small_fixture, tmp_path):
-    from memharness.claims.labels import memorization_labels
+    from memharness.scoring.labels import memorization_labels
 
     images = _memorized_like(small_fixture, tmp_path)
     model = CachedModel()

@@ -11,7 +11,7 @@ from memharness.claims.checks import (  # noqa: F401  (importing registers the c
     pending,
     sampler,
 )
-from memharness.claims.checks._common import Context
-from memharness.claims.checks._registry import CHECKS
+from memharness.claims.checks.common import Context
+from memharness.claims.checks.registry import CHECKS
 
 __all__ = ["CHECKS", "Context"]

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 
 from memharness.analysis import schedule_deviation, severity_sums
-from memharness.claims.checks._common import EARLY_STEPS, MIN_AUC, SAMPLER, Context, guidance, state_schedule, weights
-from memharness.claims.checks._registry import register
+from memharness.claims.checks.common import EARLY_STEPS, MIN_AUC, SAMPLER, Context, guidance, state_schedule, weights
+from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import against_bound, combine, compare_groups, correlation
 from memharness.trace.store import Group

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from memharness.claims.checks._common import SAMPLER, Context, guidance
-from memharness.claims.checks._registry import register
+from memharness.claims.checks.common import SAMPLER, Context, guidance
+from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import against_bound, combine, compare_groups, mean_difference
 from memharness.detection.signals import censored_steps, default_rho2, delta_states, window_score

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from memharness.claims.checks._common import EARLY_STEPS, MIN_AUC, SAMPLER, Context, guidance
-from memharness.claims.checks._registry import register
+from memharness.claims.checks.common import EARLY_STEPS, MIN_AUC, SAMPLER, Context, guidance
+from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import against_bound, combine, compare_groups, correlation
 

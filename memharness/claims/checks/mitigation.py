@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from memharness.claims.checks._common import Context
-from memharness.claims.checks._registry import register
+from memharness.claims.checks.common import Context
+from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import combine, mean_difference, paired_increase
 from memharness.mitigation.constants import MITIGATION_METHODS

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from memharness.analysis import eq11_scale, guidance_magnitude, noise_cosine_with_xT, residual_cosine_with_neg_x
-from memharness.claims.checks._common import MIN_AUC, SAMPLER, Context, guidance
-from memharness.claims.checks._registry import register
+from memharness.claims.checks.common import MIN_AUC, SAMPLER, Context, guidance
+from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import against_bound, combine, compare_groups, within_band
 from memharness.trace.store import Group

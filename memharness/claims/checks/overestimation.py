@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from memharness.analysis import guidance_slope
-from memharness.claims.checks._common import (
+from memharness.claims.checks.common import (
     EARLY_STEPS,
     MIN_AUC,
     SAMPLER,
@@ -16,7 +16,7 @@ from memharness.claims.checks._common import (
     overestimation,
     x0_direction,
 )
-from memharness.claims.checks._registry import register
+from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import against_bound, combine, compare_groups, within_band
 

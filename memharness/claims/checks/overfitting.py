@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from memharness.claims.checks._common import MIN_AUC, SAMPLER, Context, guidance, x0_error_norm2
-from memharness.claims.checks._registry import register
+from memharness.claims.checks.common import MIN_AUC, SAMPLER, Context, guidance, x0_error_norm2
+from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import combine, compare_groups, paired_increase
 from memharness.claims.verdict import Outcome

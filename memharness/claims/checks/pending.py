@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from memharness.claims.checks._common import Context
-from memharness.claims.checks._registry import register
+from memharness.claims.checks.common import Context
+from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import Decision
 from memharness.claims.verdict import Outcome

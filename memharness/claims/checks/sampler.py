@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
-from memharness.claims.checks._common import Context
-from memharness.claims.checks._registry import CHECKS, register
+from memharness.claims.checks.common import Context
+from memharness.claims.checks.registry import CHECKS, register
 from memharness.claims.params import SAMPLERS, Param
 from memharness.claims.spec import load_spec
 from memharness.claims.statistics import Decision, combine

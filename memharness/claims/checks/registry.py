@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from memharness.claims.checks._common import COMMON_PARAMS, CheckFn, Context
-from memharness.claims.params import Param
+from memharness.claims.params import SAMPLERS, Param
+from memharness.claims.statistics import DEFAULT_ALPHA
 from memharness.claims.verdict import Verdict
+from memharness.scoring.labels import THRESHOLD
+
+# Parameters every claim takes; a check declares its own beside them (``register(params=...)``).
+COMMON_PARAMS: dict[str, Param] = {
+    # Memorization labels come from the scores of the paper's setting: DDIM, g = 7.5 (§3.1).
+    "label_sampler": Param(str, "ddim", choices=SAMPLERS),
+    "label_guidance": Param(float, 7.5, low=0.0, high=100.0),
+    "threshold": Param(float, THRESHOLD, low=0.0, high=1.0),  # §3.1
+    "min_group": Param(int, 5, low=2, high=100_000),  # fewer prompts than this in a group: INCONCLUSIVE
+    "alpha": Param(float, DEFAULT_ALPHA, low=1e-6, high=0.5),  # CIs are two-sided at 1 − α
+}
+
+# A check: the claim's Context (``memharness.claims.checks.common``) → its Verdict.
+CheckFn = Callable[[Any], Verdict]
 
 
 @dataclass(frozen=True)
@@ -19,7 +34,7 @@ class Check:
     # only the scores, or none): its null pass rate is "n/a". None: the null applies.
     null_not_applicable: str | None = None
 
-    def __call__(self, ctx: Context) -> Verdict:
+    def __call__(self, ctx: Any) -> Verdict:
         return self.fn(ctx)
 
 

@@ -29,6 +29,7 @@ from memharness.models.base import Prompt, guided_unet_outputs, prompt_index
 from memharness.models.card import ModelCard
 
 FORMAT = "memharness-zoo-digits/1"
+ORGANISMS = ("digits", "digits-graded")  # the trained recipes (memharness.zoo.train) this class runs
 LATENT_SHAPE = (1, 8, 8)
 PROMPT_TOKENS = 4  # tokens per learned prompt embedding (a short caption)
 EMBED_DIM = 64  # cross_attention_dim
@@ -129,6 +130,23 @@ def _resolve_weights(card: ModelCard, model_path: str | None) -> Path:
 
 class DigitsDenoiser:
     """ε-predicting digits UNet, float32; one UNet call per step ([null × N, cond × N] with guidance)."""
+
+    can_decode = False  # pixels are the latents: scores use latents
+    latents_are_pixels = True
+    any_prompt_text = False
+    takes_weights = True
+    hub_weights = False
+    cpu_only = False
+
+    @classmethod
+    def from_card(cls, card: ModelCard, *, device: str, model_path: str | None, dtype: str | None,
+                  sampler: str) -> DigitsDenoiser:
+        if dtype not in (None, "float32"):
+            raise MemharnessError(f"--dtype: model {card.id} (zoo) runs in float32 only")
+        if card.params.get("organism", "digits") not in ORGANISMS:
+            raise MemharnessError(f"card {card.id}: unknown zoo organism {card.params.get('organism')!r}; "
+                                  f"known: {', '.join(ORGANISMS)}")
+        return cls(card, model_path=model_path, device=device)
 
     def __init__(self, card: ModelCard, *, model_path: str | None = None, device: str = "cpu") -> None:
         from diffusers import DDIMScheduler

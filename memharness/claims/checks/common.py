@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from memharness.analysis import decomposition_weights, overestimation_factor, x0_hat_cosine, x0_hat_norm2
-from memharness.claims.labels import THRESHOLD, Labels, memorization_labels
+from memharness.claims.checks.registry import CHECKS, COMMON_PARAMS
 from memharness.claims.params import SAMPLERS, Param, resolve
 from memharness.claims.spec import ClaimSpec
-from memharness.claims.statistics import DEFAULT_ALPHA, Decision
+from memharness.claims.statistics import Decision
 from memharness.claims.verdict import Outcome, Verdict
 from memharness.schedule import NoiseSchedule
+from memharness.scoring.labels import Labels, memorization_labels
 from memharness.trace.store import Fixture, Group
-
-# Parameters every claim takes; a check declares its own beside them (``register(params=...)``).
-COMMON_PARAMS: dict[str, Param] = {
-    # Memorization labels come from the scores of the paper's setting: DDIM, g = 7.5 (§3.1).
-    "label_sampler": Param(str, "ddim", choices=SAMPLERS),
-    "label_guidance": Param(float, 7.5, low=0.0, high=100.0),
-    "threshold": Param(float, THRESHOLD, low=0.0, high=1.0),  # §3.1
-    "min_group": Param(int, 5, low=2, high=100_000),  # fewer prompts than this in a group: INCONCLUSIVE
-    "alpha": Param(float, DEFAULT_ALPHA, low=1e-6, high=0.5),  # CIs are two-sided at 1 − α
-}
-
 
 # Declarations several checks share.
 SAMPLER = Param(str, "ddim", choices=SAMPLERS)
@@ -41,8 +31,6 @@ class Context:
     """One claim checked against one fixture, with the claim file's parameters validated."""
 
     def __init__(self, fixture: Fixture, spec: ClaimSpec, *, declared: Mapping[str, Param] | None = None):
-        from memharness.claims.checks._registry import CHECKS
-
         self.fixture, self.spec = fixture, spec
         if declared is None:
             declared = CHECKS[spec.id].params if spec.id in CHECKS else COMMON_PARAMS
@@ -118,7 +106,6 @@ class Context:
                        verdict=Outcome.SKIP, paper=self.spec.paper_value, reason=reason, scope=self.spec.scope)
 
 
-CheckFn = Callable[[Context], Verdict]
 
 
 # --- per-seed quantities of a Group, shaped (P, N, S) or (P, N, S+1) ---------------------------------
