@@ -10,6 +10,8 @@ safetensors, never torch) loads at collection, and each process opens each fixtu
 Outcomes: FAIL fails with the claim, measured value [CI], paper value and reason; SKIP skips;
 INCONCLUSIVE passes with an ``InconclusiveClaimWarning`` in the warnings summary, and fails with
 --memharness-strict. The verdict's numbers go to ``item.user_properties`` (hence --junitxml).
+An item's location is its claim file (``<claim>.yaml:1``): failures, skips and warnings point there,
+not at this plugin.
 """
 
 from __future__ import annotations
@@ -209,27 +211,45 @@ class ClaimItem(pytest.Item):
                     raise ClaimFailed(f"{failure_text(self.model, verdict)}\nregression against {baseline}: "
                                       f"{change.reason}")
             if verdict.verdict is Outcome.FAIL and not strict:
-                warnings.warn_explicit(KnownFailureWarning(f"known FAIL (the baseline {baseline} records it): "
-                                                           f"{failure_text(self.model, verdict)}"),
-                                       KnownFailureWarning, filename=self.nodeid, lineno=0)
+                self._warn(KnownFailureWarning(f"known FAIL (the baseline {baseline} records it): "
+                                               f"{failure_text(self.model, verdict)}"))
                 return
         if verdict.verdict is Outcome.FAIL or (strict and verdict.verdict is Outcome.INCONCLUSIVE):
             raise ClaimFailed(failure_text(self.model, verdict))
         if verdict.verdict is Outcome.SKIP:
             pytest.skip(verdict.reason)
         if verdict.verdict is Outcome.INCONCLUSIVE:
-            # Located at the item, not at this line: the summary shows the claim, not the plugin's source.
-            warnings.warn_explicit(InconclusiveClaimWarning(failure_text(self.model, verdict)),
-                                   InconclusiveClaimWarning, filename=self.nodeid, lineno=0)
+            self._warn(InconclusiveClaimWarning(failure_text(self.model, verdict)))
+
+    @property
+    def claim_file(self) -> str:
+        """``<claim file>:1`` as pytest shows paths (relative to the rootdir)."""
+        return f"{self.location[0]}:1"
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         from memharness.errors import MemharnessError
 
         if isinstance(excinfo.value, ClaimFailed):
-            return str(excinfo.value)
+            return f"{self.claim_file}: {excinfo.value}"
         if isinstance(excinfo.value, MemharnessError):
             return _error_line(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"memharness::{self.model}::{self.name}"
+        """The claim file, line 0 (shown as 1): where a reader goes to see what the claim asserts."""
+        from pathlib import Path
+
+        return (Path(self.spec.source) if self.spec.source else self.path), 0, f"memharness::{self.model}::{self.name}"
+
+    def _warn(self, warning: Warning) -> None:
+        """A warning located at the claim file, not at the plugin's line that raised it."""
+        warnings.warn_explicit(warning, type(warning), filename=self.location[0], lineno=1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A claim's SKIP is reported at its claim file (pytest puts a pytest.skip() call at the caller's line)."""
+    report = yield
+    if isinstance(item, ClaimItem) and report.skipped and isinstance(report.longrepr, tuple):
+        report.longrepr = (item.location[0], 1, report.longrepr[2])
+    return report

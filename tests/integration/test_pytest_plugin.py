@@ -121,10 +121,21 @@ def test_fail_and_inconclusive(pytester, small_fixture_master, forced, strict):
     assert f"{CLAIM} on analytic: FAIL" in out and "forced FAIL" in out and "paper x̂0(T) ≈ g·x" in out
     assert "Traceback" not in out and "def runtest" not in out  # the verdict, not the plugin's code
     if strict:
-        assert f"{forced} on analytic: INCONCLUSIVE" in out
+        assert f"{forced}.yaml:1: {forced} on analytic: INCONCLUSIVE" in out
     else:
-        assert f"InconclusiveClaimWarning: {forced} on analytic: INCONCLUSIVE" in out
+        assert f"{forced}.yaml:1: InconclusiveClaimWarning: {forced} on analytic: INCONCLUSIVE" in out
+    assert f"{CLAIM}.yaml:1: {CLAIM} on analytic: FAIL" in out  # at the claim file, not the plugin's line
+    assert "pytest_plugin.py" not in out
     assert result.ret == 1
+
+
+def test_a_skip_points_at_the_claim_file(pytester, small_fixture_master, monkeypatch):
+    pytester.makeconftest(FORCE)
+    monkeypatch.setenv("FORCE_VERDICTS", f"{CLAIM}=SKIP")
+    result = run(pytester, small_fixture_master, "-k", CLAIM, "-rs")
+    result.assert_outcomes(skipped=1, deselected=len(load_specs()) - 1)
+    result.stdout.fnmatch_lines([f"SKIPPED [[]1[]] *{CLAIM}.yaml:1: forced SKIP"])
+    assert "pytest_plugin.py" not in result.stdout.str()
 
 
 def test_bad_fixture_is_one_collection_error(pytester, tmp_path):
