@@ -1,7 +1,7 @@
 """Command-line entry point: ``memharness check | trace | claims | models``.
 
 Exit codes: 0 nothing failed; 1 a claim FAILed or regressed against the baseline (with
---strict, also an INCONCLUSIVE claim); 2 usage or data error.
+--strict, also an INCONCLUSIVE or SKIP claim; with --fail-on-drift, drift); 2 usage or data error.
 torch is imported only by ``trace``, so ``check`` stays fast.
 """
 
@@ -31,9 +31,10 @@ RESIZE_CHOICES = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
 _REPO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def _emit(text: str, output: str | None, *, option: str = "--output") -> None:
+def _emit(text: str, output: str | None, *, option: str = "--output", append: bool = False) -> None:
     """Print (no FILE, or "-"), or write FILE: a regular file atomically (its folder is created);
-    a FIFO, device or /dev/stdout in place; through a symlink; never into a fixture folder."""
+    a FIFO, device or /dev/stdout in place; through a symlink; never into a fixture folder.
+    ``append``: a regular file keeps what it holds and gets ``text`` after it (still replaced atomically)."""
     if not output or output == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -43,10 +44,11 @@ def _emit(text: str, output: str | None, *, option: str = "--output") -> None:
     path = Path(output)
     try:
         if path.is_dir():
+        before = path.read_bytes() if append and path.is_file() else b""
             raise MemharnessError(f"{option}: {path} is a folder; give a file name")
     except OSError as exc:
         raise MemharnessError(f"{option}: cannot write {path} ({exc.strerror})") from None
-    write_output(path, text.encode(), option)
+    write_output(path, before + text.encode(), option)
 
 
 def default_fixture_dir(model: str) -> Path:
@@ -128,6 +130,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise MemharnessError(f"{option}: {value} is a folder; give a file name")
     targets = fixture_targets(args.model or [], args.fixtures)
     specs = load_specs()
+    if args.append and not args.output:
+        raise MemharnessError("--append: adds to the file of --output FILE; give --output too")
     tolerances = {spec.id: spec.regression_tolerance for spec in specs}
     baselines = load_baseline(Path(args.baseline)) if args.baseline else None
     only = args.claim or ()
@@ -153,21 +157,28 @@ def cmd_check(args: argparse.Namespace) -> int:
             baseline=args.baseline,
         ))
 
+            fail_on_drift=args.fail_on_drift,
     if args.format == "table":
         buffer = io.StringIO() if args.output else None
         console, plain = _console(buffer)
         _print_tables(reports, console, plain=plain, sparklines=opened if args.sparklines else None,
                       fixtures=opened)
         if buffer is not None:
-            _emit(buffer.getvalue(), args.output)
+            _emit(buffer.getvalue(), args.output, append=args.append)
     else:
-        _emit(_render(reports, fmt=args.format, strict=args.strict), args.output)
-    if args.write_baseline:
-        _emit(json_report(reports, with_baseline=False), args.write_baseline, option="--write-baseline")
+        sources = {spec.id: spec.source for spec in specs}
+        _emit(_render(reports, fmt=args.format, strict=args.strict, sources=sources), args.output, append=args.append)
+    if args.write_baseline:  # the fixture path relative to the baseline: it travels with the repository
+        _emit(json_report(reports, with_baseline=False, relative_to=Path(args.write_baseline).parent),
+              args.write_baseline, option="--write-baseline")
     return 1 if any(r.failed(strict=args.strict) for r in reports) else 0
 
 
-def _render(reports, *, fmt: str, strict: bool) -> str:
+def _render(reports, *, fmt: str, strict: bool, sources: dict[str, str]) -> str:
+    if fmt == "github":
+        from memharness.report.github import github_annotations
+
+        return github_annotations(reports, sources=sources, strict=strict)
     if fmt == "junit":
         from memharness.report.junit import junit_xml
 
@@ -202,10 +213,11 @@ def _print_tables(reports, console, *, plain: bool, sparklines: dict | None = No
             console.print(sparkline_renderable(sparklines[r.model], model=r.model, plain=plain))
         if r.changes is not None:
             if r.regressions:
-                console.print(regression_table(r.model, r.changes, plain=plain))
-            for line in note_lines(r.changes):
+                console.print(regression_table(r.model, r.changes, plain=plain, fail_on_drift=r.fail_on_drift))
+            for line in note_lines(r.changes, fail_on_drift=r.fail_on_drift):
                 console.print(line, soft_wrap=True, markup=False)
-            console.print(regression_summary(r.changes, baseline=r.baseline), markup=False,
+            console.print(regression_summary(r.changes, baseline=r.baseline, fail_on_drift=r.fail_on_drift),
+                          markup=False,
                           style="" if plain or not r.regressions else "bold red")
     if len(reports) > 1:
         console.print(verdict_matrix(reports, plain=plain))
@@ -657,18 +669,25 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--fixtures", metavar="DIR",
                        help="fixture folder (default: fixtures/<model>); with several --model, a folder of <model>/")
     check.add_argument("--claim", action="append", metavar="ID", help="check only this claim (repeatable)")
-    check.add_argument("--format", choices=("table", "json", "junit", "markdown"), default="table",
-                       help="output format (default table)")
+    check.add_argument("--format", choices=("table", "json", "junit", "markdown", "github"), default="table",
+                       help="output format (default table; github: ::error/::warning annotations; docs/outputs.md)")
     check.add_argument("--output", metavar="FILE", help="write the report to FILE instead of standard output")
     check.add_argument("--baseline", metavar="FILE",
-                       help="a JSON report to compare with: a verdict dropped from PASS or a measured value moved "
-                            "beyond the claim's regression_tolerance is a regression (exit 1)")
+                       help="a JSON report to compare with: a verdict worse than it (PASS → INCONCLUSIVE → FAIL) or "
+                            "a paper agreement worse than it is a regression (exit 1); a measured value moved "
+                            "beyond the claim's regression_tolerance is reported as drift")
+    check.add_argument("--fail-on-drift", action="store_true",
+                       help="with --baseline, drift away from the paper's value fails too (exit 1); a move toward "
+                            "it never does")
     check.add_argument("--write-baseline", metavar="FILE", help="also write the JSON report to FILE, as a baseline")
     check.add_argument("--strict", action="store_true",
                        help="an INCONCLUSIVE or SKIP claim fails too (exit 1)")
     check.add_argument("--null", type=_positive_int, metavar="K",
                        help="also rerun every claim on K random permutations of the memorization scores among "
                             "prompts and report how often each PASSed (null_pass_rate): the harness checking itself")
+    check.add_argument("--append", action="store_true",
+                       help="add the report to the end of the --output FILE instead of replacing it "
+                            "(e.g. several reports into $GITHUB_STEP_SUMMARY)")
     check.add_argument("--null-seed", type=int, default=0, metavar="S",
                        help="seed of the permutations (default 0)")
     check.add_argument("--sparklines", action="store_true",

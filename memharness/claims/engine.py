@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -76,12 +77,13 @@ def run_claims(fixture: Fixture, specs: Sequence[ClaimSpec], *, only: Sequence[s
     validate_specs(specs)
     verdicts = []
     for spec in specs:
+        start = time.perf_counter()
         verdict = CHECKS[spec.id](Context(fixture, spec))
         verdict = dataclasses.replace(verdict, agreement=agreement(verdict, spec.paper_number),
                                       paper_number=(spec.paper_number or {}).get("value"))
         if alternatives and verdict.verdict is not Outcome.SKIP:
             verdict = _with_robustness(verdict, _robustness(fixture, spec))
-        verdicts.append(verdict)
+        verdicts.append(dataclasses.replace(verdict, seconds=time.perf_counter() - start))
     return verdicts
 
 

@@ -1,10 +1,17 @@
 """Regression against a baseline: which claims got worse since the baseline report was written.
 
-A baseline is the JSON report of ``memharness check --format json`` (one model's object, or a
-list of them). A claim regressed when its verdict dropped from PASS (to FAIL, INCONCLUSIVE or
-SKIP) or from INCONCLUSIVE to FAIL, or when its measured value moved further from the baseline's than the claim file's
-``regression_tolerance``. New claims, claims missing now and other verdict changes are reported
-but are not regressions. Pure functions, plus a loader that turns a bad file into one error line.
+A baseline is the JSON report of ``memharness check --format json`` (the ``{"models": [...]}``
+envelope of schema 2, or the older bare object or list of per-model objects). Per claim:
+
+* **regression** (fails the run): the verdict got worse, PASS → INCONCLUSIVE → FAIL (SKIP counts as
+  worse than PASS), or the paper agreement got worse (matches → weaker or stronger);
+* **drift** (reported; fails only with ``check --fail-on-drift``): the measured value moved further
+  from the baseline's than the claim file's ``regression_tolerance``, away from the paper's value
+  (or where the paper gives none);
+* **toward-paper** (reported, never a failure): such a move that brought the value closer to the paper's.
+
+New claims, claims missing now and other verdict changes are notes. Pure functions, plus a loader that
+turns a bad file into one error line.
 """
 
 from __future__ import annotations
@@ -20,12 +27,19 @@ from memharness.claims.verdict import Outcome, Verdict
 from memharness.errors import MemharnessError
 from memharness.trace.validate import MAX_MAGNITUDE
 
-REGRESSION = "regression"  # fails the run
+REGRESSION = "regression"  # the verdict or the paper agreement got worse: fails the run
+DRIFT = "drift"  # measured moved beyond the tolerance, not toward the paper: fails with --fail-on-drift
+TOWARD_PAPER = "toward-paper"  # measured moved beyond the tolerance, closer to the paper's value: told only
 NEW = "new"  # checked now, absent from the baseline
 MISSING = "missing"  # in the baseline, not checked now
 CHANGED = "changed"  # another verdict change (e.g. FAIL → PASS): worth a new baseline, not a failure
+KINDS = (REGRESSION, DRIFT, TOWARD_PAPER, NEW, MISSING, CHANGED)
 
 _VERDICTS = {o.value for o in Outcome}
+# How far a verdict is from the claim holding: a move to a higher rank is a regression.
+_VERDICT_RANK = {Outcome.PASS.value: 0, Outcome.INCONCLUSIVE.value: 1, Outcome.FAIL.value: 2}
+# matches the paper, or lies wholly to one side of it: leaving "matches" is a regression.
+_AGREEMENT_RANK = {"matches": 0, "weaker": 1, "stronger": 1}
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,14 @@ class Change:
     @property
     def is_regression(self) -> bool:
         return self.kind == REGRESSION
+
+    @property
+    def is_drift(self) -> bool:
+        """Moved beyond the tolerance, not toward the paper (a failure only with --fail-on-drift)."""
+        return self.kind == DRIFT
+
+    def fails(self, *, fail_on_drift: bool = False) -> bool:
+        return self.is_regression or (fail_on_drift and self.is_drift)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +100,12 @@ def _validate_report(report: Any, path: Path, where: str) -> None:
 
 
 def parse_baseline(data: Any, path: Path) -> dict[str, dict[str, Any]]:
-    """A decoded baseline (one report or a list) as {model: report}, validated."""
+    """A decoded baseline as {model: report}, validated: the schema-2 envelope ``{"models": [...]}``, or
+    (written before it) one model's object or a list of them."""
+    if isinstance(data, dict) and "models" in data and "model" not in data:
+        data = data["models"]
+        if not isinstance(data, list):
+            raise MemharnessError(f"--baseline {path}: 'models' is not a list; {_write_hint(path)}")
     reports = data if isinstance(data, list) else [data]
     if not reports:
         raise MemharnessError(f"--baseline {path}: an empty list holds no report; {_write_hint(path)}")
@@ -123,15 +150,37 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
 
 
-def _measured_moved(before: float | None, now: float | None, tolerance: float | None) -> str | None:
-    """Why the measured value regressed, or None (no tolerance, a value missing, or within it)."""
+def _moved(before: float | None, now: float | None, tolerance: float | None,
+           paper: float | None) -> tuple[str, str] | None:
+    """(DRIFT or TOWARD_PAPER, why) when the measured value moved beyond the tolerance, else None
+    (no tolerance, a value missing, or within it)."""
     if tolerance is None or before is None or now is None:
         return None
-    if not math.isfinite(now) and math.isfinite(before):
-        return f"measured {_fmt(before)} → {_fmt(now)} (not finite)"
+    if not math.isfinite(now):
+        return (DRIFT, f"measured {_fmt(before)} → {_fmt(now)} (not finite)") if math.isfinite(before) else None
     delta = abs(now - before)
-    if delta > tolerance:
-        return f"measured {_fmt(before)} → {_fmt(now)}, |Δ| = {delta:.3g} > tolerance {tolerance:g}"
+    if delta <= tolerance:
+        return None
+    why = f"measured {_fmt(before)} → {_fmt(now)}, |Δ| = {delta:.3g} > tolerance {tolerance:g}"
+    if paper is not None and abs(now - paper) < abs(before - paper):
+        return TOWARD_PAPER, f"{why}, toward the paper's {paper:g}"
+    return DRIFT, why + (f", away from the paper's {paper:g}" if paper is not None else "")
+
+
+def _verdict_worse(before: str, now: str) -> str | None:
+    """Why the verdict regressed (PASS → INCONCLUSIVE → FAIL; PASS → SKIP), or None."""
+    if before == Outcome.PASS.value and now == Outcome.SKIP.value:
+        return "verdict dropped PASS → SKIP (the fixture no longer has what the claim needs)"
+    if _VERDICT_RANK.get(now, -1) > _VERDICT_RANK.get(before, 3):
+        return f"verdict dropped {before} → {now}"
+    return None
+
+
+def _agreement_worse(before: Any, now: Verdict) -> str | None:
+    """Why the paper agreement regressed (matches → weaker or stronger), or None."""
+    after = now.agreement.value if now.agreement is not None else None
+    if before in _AGREEMENT_RANK and after in _AGREEMENT_RANK and _AGREEMENT_RANK[after] > _AGREEMENT_RANK[before]:
+        return f"paper agreement dropped {before} → {after}"
     return None
 
 
@@ -140,20 +189,16 @@ def compare_claim(base: Mapping[str, Any], verdict: Verdict, tolerance: float | 
     before, now = base["verdict"], verdict.verdict.value
     before_m = base.get("measured")
     before_m = None if before_m is None else float(before_m)
-    reasons = []
-    if before == Outcome.PASS.value and now != Outcome.PASS.value:
-        why = f"verdict dropped PASS → {now}"
-        if now == Outcome.SKIP.value:
-            why += " (the fixture no longer has what the claim needs)"
-        reasons.append(why)
-    elif before == Outcome.INCONCLUSIVE.value and now == Outcome.FAIL.value:
-        reasons.append("verdict dropped INCONCLUSIVE → FAIL")
-    moved = _measured_moved(before_m, verdict.measured, tolerance)
-    if moved:
-        reasons.append(moved)
+    worse = [why for why in (_verdict_worse(before, now), _agreement_worse(base.get("agreement"), verdict)) if why]
+    moved = _moved(before_m, verdict.measured, tolerance, verdict.paper_number)
     kw = dict(claim=verdict.id, baseline=before, now=now, baseline_measured=before_m, measured=verdict.measured)
-    if reasons:
-        return Change(kind=REGRESSION, reason="; ".join(reasons), **kw)
+    if worse:
+        return Change(kind=REGRESSION, reason="; ".join(worse + ([moved[1]] if moved else [])), **kw)
+    if moved:
+        kind, why = moved
+        if before != now:
+            why = f"verdict {before} → {now}; {why}"
+        return Change(kind=kind, reason=why + ("; not a regression" if kind == TOWARD_PAPER else ""), **kw)
     if before != now:
         return Change(kind=CHANGED, reason=f"verdict {before} → {now}; not a regression, refresh the baseline",
                       **kw)

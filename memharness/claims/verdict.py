@@ -57,6 +57,9 @@ class Verdict:
     robustness: dict[str, str] = field(default_factory=dict)  # "param=value" → outcome under that reading
     null_pass_rate: float | None = None  # share of label permutations that PASSed (check --null)
     null_note: str | None = None  # why there is no null pass rate
+    # Wall time of the check (robustness readings included), for JUnit's time; left out of the JSON so
+    # that a report, and a baseline, is the same on every run.
+    seconds: float | None = field(default=None, compare=False)
 
     @property
     def robust(self) -> str | None:
@@ -74,4 +77,5 @@ class Verdict:
         data["agreement"] = self.agreement.value if self.agreement is not None else None
         data["robust"] = self.robust
         data.pop("higher_is_stronger")
+        data.pop("seconds")
         return data

@@ -75,8 +75,9 @@ def verdict_table_html(report: ModelReport) -> list[str]:
             lines += _table(("claim", "baseline → now", "why"),
                             [(f"<td><code>{_e(c.claim)}</code></td>", f"<td>{_e(transition_text(c))}</td>",
                               f"<td>{_e(c.reason)}</td>") for c in report.regressions])
-        lines += [f"<p>{_e(line)}</p>" for line in note_lines(report.changes)]
-        lines.append(f"<p>{_e(regression_summary(report.changes, baseline=baseline))}</p>")
+        drift = report.fail_on_drift
+        lines += [f"<p>{_e(line)}</p>" for line in note_lines(report.changes, fail_on_drift=drift)]
+        lines.append(f"<p>{_e(regression_summary(report.changes, baseline=baseline, fail_on_drift=drift))}</p>")
     return lines
 
 

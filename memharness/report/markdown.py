@@ -40,9 +40,9 @@ def _model_section(report: ModelReport, *, level: str) -> list[str]:
             lines += _table(("claim", "baseline → now", "why"),
                             [(c.claim, transition_text(c), c.reason) for c in regressions])
             lines.append("")
-        notes = note_lines(report.changes)
+        notes = note_lines(report.changes, fail_on_drift=report.fail_on_drift)
         lines += [f"- {_cell(line)}" for line in notes] + ([""] if notes else [])
-        lines += [regression_summary(report.changes, baseline=baseline), ""]
+        lines += [regression_summary(report.changes, baseline=baseline, fail_on_drift=report.fail_on_drift), ""]
     return lines
 
 

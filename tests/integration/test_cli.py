@@ -85,7 +85,9 @@ def test_check_json(small_fixture_master, capsys):
     rc = main(["check", "--fixtures", str(small_fixture_master), "--format", "json"])
     out, err = capsys.readouterr()
     assert rc == ANALYTIC_RC, err
-    report = json.loads(out)
+    envelope = json.loads(out)
+    assert set(envelope) == {"memharness_version", "schema_version", "models"}
+    [report] = envelope["models"]
     assert {"model", "harness_version", "fixtures", "claims"} <= set(report)
     assert report["model"] == "analytic"
     assert report["fixtures"]["path"] == str(small_fixture_master)
@@ -111,7 +113,7 @@ def test_check_json_output_file(small_fixture_master, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert rc == ANALYTIC_RC, err
     assert out == ""
-    report = json.loads(target.read_text())
+    [report] = json.loads(target.read_text())["models"]
     assert [c["id"] for c in report["claims"]] == [spec.id for spec in load_specs()]
     assert not tmp_leftovers(tmp_path)
 
@@ -130,7 +132,7 @@ def test_check_only_one_claim(small_fixture_master, capsys):
     rc = main(["check", "--fixtures", str(small_fixture_master), "--claim", CLAIM, "--format", "json"])
     out, _ = capsys.readouterr()
     assert rc == 0
-    assert [c["id"] for c in json.loads(out)["claims"]] == [CLAIM]
+    assert [c["id"] for c in json.loads(out)["models"][0]["claims"]] == [CLAIM]
 
 
 def test_check_unknown_claim(small_fixture_master, capsys):

@@ -18,7 +18,7 @@ NOT_APPLICABLE = {"guidance-drives-memorization", "prompt-categories"}  # they r
 
 
 def _claims(capsys) -> dict[str, dict]:
-    return {c["id"]: c for c in json.loads(capsys.readouterr().out)["claims"]}
+    return {c["id"]: c for c in json.loads(capsys.readouterr().out)["models"][0]["claims"]}
 
 
 @pytest.mark.parametrize("model", ["analytic", "digits"])

@@ -35,8 +35,7 @@ def _run(pytester, fixture, baseline, *args):
 
 
 def test_nothing_regressed_nothing_fails(pytester, small_fixture_master, baseline):
-    report = json.loads(baseline.read_text())
-    report = report[0] if isinstance(report, list) else report
+    [report] = json.loads(baseline.read_text())["models"]
     verdicts = [c["verdict"] for c in report["claims"]]
     result = _run(pytester, small_fixture_master, baseline)
     result.assert_outcomes(passed=len(verdicts) - verdicts.count("SKIP"), skipped=verdicts.count("SKIP"))
@@ -46,7 +45,7 @@ def test_nothing_regressed_nothing_fails(pytester, small_fixture_master, baselin
 
 def test_a_claim_worse_than_its_baseline_fails_and_says_why(pytester, small_fixture_master, baseline):
     data = json.loads(baseline.read_text())
-    report = data[0] if isinstance(data, list) else data
+    [report] = data["models"]
     target = next((c for c in report["claims"] if c["verdict"] != "PASS"), None)
     if target is None:
         pytest.skip("every claim PASSes on the small fixture")
@@ -60,7 +59,7 @@ def test_a_claim_worse_than_its_baseline_fails_and_says_why(pytester, small_fixt
 def test_a_baseline_of_another_model_is_one_error_line_with_the_plugin_options(pytester, small_fixture_master,
                                                                                baseline):
     data = json.loads(baseline.read_text())
-    report = data[0] if isinstance(data, list) else data
+    [report] = data["models"]
     report["model"] = "digits"
     baseline.write_text(json.dumps(data))
     result = _run(pytester, small_fixture_master, baseline)

@@ -214,15 +214,20 @@ def test_junit_survives_any_reason_text():
 
 
 # --------------------------------------------------------------------------- JSON
-def test_json_report_one_model_or_a_list():
+def test_json_report_is_one_shape_for_any_number_of_models():
+    from memharness import __version__
+
     one = json.loads(json_report([TOY]))
-    assert one["model"] == "toy" and "regressions" not in one
-    assert [c["verdict"] for c in one["claims"]] == ["PASS", "FAIL", "INCONCLUSIVE", "SKIP"]
+    assert (one["memharness_version"], one["schema_version"]) == (__version__, 2) and len(one["models"]) == 1
+    [toy] = one["models"]
+    assert toy["model"] == "toy" and "regressions" not in toy
+    assert [c["verdict"] for c in toy["claims"]] == ["PASS", "FAIL", "INCONCLUSIVE", "SKIP"]
+    assert "seconds" not in toy["claims"][0]  # a report is the same on every run
     both = json.loads(json_report([TOY, TWIN]))
-    assert [r["model"] for r in both] == ["toy", "twin"]
-    assert [r["claim"] for r in both[1]["regressions"]] == ["alpha"]
-    assert [c["claim"] for c in both[1]["baseline"]["changes"]] == ["omega"]
-    assert "regressions" not in json.loads(json_report([TWIN], with_baseline=False))
+    assert set(both) == set(one) and [r["model"] for r in both["models"]] == ["toy", "twin"]
+    assert [r["claim"] for r in both["models"][1]["regressions"]] == ["alpha"]
+    assert [c["claim"] for c in both["models"][1]["baseline"]["changes"]] == ["omega"]
+    assert "regressions" not in json.loads(json_report([TWIN], with_baseline=False))["models"][0]
 
 
 # --------------------------------------------------------------------------- check --format, end to end
@@ -238,7 +243,7 @@ def test_check_junit(small_fixture_master, tmp_path, capsys):
 
 def test_check_junit_counts_match_the_verdicts(small_fixture_master, capsys):
     assert main(["check", "--fixtures", str(small_fixture_master), "--format", "json"]) in (0, 1)
-    verdicts = [c["verdict"] for c in json.loads(capsys.readouterr().out)["claims"]]
+    verdicts = [c["verdict"] for c in json.loads(capsys.readouterr().out)["models"][0]["claims"]]
     main(["check", "--fixtures", str(small_fixture_master), "--format", "junit"])
     root = ET.fromstring(capsys.readouterr().out)
     assert int(root.get("tests")) == len(verdicts)
@@ -278,7 +283,7 @@ def test_check_several_models(two_models, capsys):
     assert CLAIM in matrix[4] and matrix[4].count("PASS") == 2
 
     assert main([*argv, "--format", "json"]) == 0
-    reports = json.loads(capsys.readouterr().out)
+    reports = json.loads(capsys.readouterr().out)["models"]
     assert [r["model"] for r in reports] == ["analytic", "twin"]
 
 
@@ -318,3 +323,98 @@ def test_a_folder_is_not_a_report_file(small_fixture_master, tmp_path, capsys, o
     rc = main(["check", "--fixtures", str(small_fixture_master), option, str(tmp_path)])
     _, err = capsys.readouterr()
     assert rc == 2 and option in err and "folder" in err and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- issue 16: CI outputs
+def test_junit_has_pytest_shape_and_times():
+    timed = ModelReport(model="toy", verdicts=tuple(dataclasses.replace(v, seconds=0.25) for v in VERDICTS),
+                        fixtures={})
+    root = ET.fromstring(junit_xml([timed, TWIN]))
+    suite = root.find("testsuite")
+    assert {"name", "tests", "failures", "skipped", "errors", "time", "timestamp"} <= set(suite.attrib)
+    assert [case.get("time") for case in suite.findall("testcase")] == ["0.250"] * 4
+    assert (suite.get("time"), root.get("time")) == ("1.000", "1.000")  # TWIN's hand-built verdicts: no time
+    for case in root.iter("testcase"):
+        assert {"classname", "name", "time"} <= set(case.attrib)
+
+
+def test_check_junit_times_each_claim(small_fixture_master, capsys):
+    main(["check", "--fixtures", str(small_fixture_master), "--format", "junit"])
+    root = ET.fromstring(capsys.readouterr().out)
+    times = [float(case.get("time")) for case in root.iter("testcase")]
+    assert times and all(t >= 0 for t in times) and sum(t > 0 for t in times) >= len(times) // 2
+    assert float(root.get("time")) == pytest.approx(sum(times), abs=0.01 * len(times))
+
+
+def test_zero_memorized_prompts_is_not_green(small_fixture, capsys):
+    """Issue 16's 'done when': a fixture with no memorized prompt (every score the same, low) decides
+    nothing: --strict exits 1 and JUnit reports the claims skipped, none passed for want of data."""
+    from tests.helpers import write_scores
+
+    write_scores(small_fixture, lambda prompts: [0.0] * len(prompts))
+    argv = ["check", "--fixtures", str(small_fixture), "--format", "json"]
+    main(argv)
+    claims = json.loads(capsys.readouterr().out)["models"][0]["claims"]
+    undecided = {c["id"] for c in claims if c["verdict"] in ("INCONCLUSIVE", "SKIP")}
+    assert undecided, [(c["id"], c["verdict"]) for c in claims]
+    assert main(["check", "--fixtures", str(small_fixture), "--strict"]) == 1
+    capsys.readouterr()
+    main(["check", "--fixtures", str(small_fixture), "--format", "junit"])
+    cases = {case.get("name"): case for case in ET.fromstring(capsys.readouterr().out).iter("testcase")}
+    for claim in undecided:
+        assert cases[claim].find("skipped") is not None and cases[claim].find("failure") is None
+
+
+def _github_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("::")]
+
+
+def test_github_annotations():
+    from memharness.report.github import github_annotations
+
+    source = str(Path("memharness") / "claims" / "definitions" / "beta.yaml")
+    out = github_annotations([TOY, TWIN], sources={"beta": source})
+    lines = _github_lines(out)
+    assert lines[0].startswith("::error file=memharness/claims/definitions/beta.yaml,line=1,"
+                               "title=memharness toy · beta%3A FAIL::")
+    assert any(line.startswith("::warning title=memharness toy · gamma%3A INCONCLUSIVE::") for line in lines)
+    assert any(line.startswith("::notice title=memharness toy · delta%3A SKIP::") for line in lines)
+    assert not any("alpha%3A PASS" in line for line in lines)
+    # TWIN is compared with a baseline: its FAIL is known (a warning); its regression is an error
+    assert any(line.startswith("::warning file=") and "twin · beta%3A known FAIL" in line for line in lines)
+    assert any(line.startswith("::error title=memharness twin · alpha%3A regression against base.json::")
+               for line in lines)
+    assert "memharness · toy: 4 claims: 1 PASS, 1 FAIL, 1 INCONCLUSIVE, 1 SKIP" in out.splitlines()
+    strict = _github_lines(github_annotations([TOY], sources={}, strict=True))
+    assert [line.split("::")[1].split()[0] for line in strict] == ["error"] * 3
+
+
+def test_github_annotation_escapes():
+    from memharness.report.github import annotation
+
+    assert annotation("error", "a: b, c", "50% off\nline two") == "::error title=a%3A b%2C c::50%25 off%0Aline two"
+
+
+def test_check_format_github(small_fixture_master, monkeypatch, capsys):
+    _fake_engine(monkeypatch, Outcome.FAIL)
+    assert main(["check", "--fixtures", str(small_fixture_master), "--format", "github"]) == 1
+    [line] = _github_lines(capsys.readouterr().out)
+    assert line.startswith("::error file=")
+    assert f"{CLAIM}.yaml,line=1,title=memharness analytic · {CLAIM}%3A FAIL::" in line
+    assert line.endswith("forced FAIL (measured 1.007 [1.004, 1.01], paper x̂0(T) ≈ g·x)")
+
+
+def test_append_adds_to_the_output_file(small_fixture_master, tmp_path, capsys):
+    summary = tmp_path / "summary.md"
+    summary.write_text("# CI\n")
+    argv = ["check", "--fixtures", str(small_fixture_master), "--claim", CLAIM, "--format", "markdown",
+            "--output", str(summary)]
+    assert main([*argv, "--append"]) == 0
+    assert main([*argv, "--append"]) == 0
+    text = summary.read_text()
+    assert text.startswith("# CI\n## memharness · analytic\n") and text.count("## memharness · analytic") == 2
+    assert not list(tmp_path.glob("*.tmp"))
+    assert main(argv) == 0  # without --append the file is replaced
+    assert summary.read_text().count("## memharness · analytic") == 1
+    assert main(["check", "--fixtures", str(small_fixture_master), "--append"]) == 2
+    assert "--append" in capsys.readouterr().err

@@ -63,7 +63,7 @@ def test_trace_then_check_end_to_end(model_and_prompts, tmp_path, capsys):
     assert manifest["scores"]["scorer"] == "latent-cosine"
     capsys.readouterr()
     rc = main(["check", "--fixtures", str(out), "--format", "json"])
-    report = json.loads(capsys.readouterr().out)
+    [report] = json.loads(capsys.readouterr().out)["models"]
     assert rc in (0, 1)  # a random network: whatever the verdicts, they are given
     assert report["model"] == "tiny-sd"
     assert len(report["claims"]) == 19 and all(c["reason"] for c in report["claims"])
@@ -139,6 +139,6 @@ def test_sscd_scores_from_decoded_images_label_the_check(model_and_prompts, tmp_
     assert set(scores["values"]["ddim"]) == {"g1", "g7.5"}
     capsys.readouterr()
     main(["check", "--fixtures", str(out), "--format", "json"])
-    report = json.loads(capsys.readouterr().out)
+    [report] = json.loads(capsys.readouterr().out)["models"]
     labelled = [c for c in report["claims"] if c["details"].get("labels")]
     assert labelled and all("sscd_disc_mixup" in c["details"]["labels"] for c in labelled)

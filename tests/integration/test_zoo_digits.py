@@ -153,7 +153,8 @@ def test_zoo_runs_in_float32_only():
 def _check_json(capsys, *argv: str) -> dict:
     main(["check", *argv, "--format", "json"])
     out, err = capsys.readouterr()
-    return json.loads(out)
+    [report] = json.loads(out)["models"]
+    return report
 
 
 # The verdicts of the shipped digits fixture under the verdict rule; README ("The digits organism")
