@@ -44,8 +44,8 @@ def _emit(text: str, output: str | None, *, option: str = "--output", append: bo
     path = Path(output)
     try:
         if path.is_dir():
-        before = path.read_bytes() if append and path.is_file() else b""
             raise MemharnessError(f"{option}: {path} is a folder; give a file name")
+        before = path.read_bytes() if append and path.is_file() else b""
     except OSError as exc:
         raise MemharnessError(f"{option}: cannot write {path} ({exc.strerror})") from None
     write_output(path, before + text.encode(), option)
@@ -128,10 +128,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     for option, value in (("--output", args.output), ("--write-baseline", args.write_baseline)):
         if value and Path(value).is_dir():  # fail before the work, not after it
             raise MemharnessError(f"{option}: {value} is a folder; give a file name")
-    targets = fixture_targets(args.model or [], args.fixtures)
-    specs = load_specs()
     if args.append and not args.output:
         raise MemharnessError("--append: adds to the file of --output FILE; give --output too")
+    targets = fixture_targets(args.model or [], args.fixtures)
+    specs = load_specs()
     tolerances = {spec.id: spec.regression_tolerance for spec in specs}
     baselines = load_baseline(Path(args.baseline)) if args.baseline else None
     only = args.claim or ()
@@ -155,9 +155,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             fixtures=_fixture_info(fixture, root),
             changes=None if base is None else tuple(compare(base, verdicts, tolerances, only=only)),
             baseline=args.baseline,
+            fail_on_drift=args.fail_on_drift,
         ))
 
-            fail_on_drift=args.fail_on_drift,
     if args.format == "table":
         buffer = io.StringIO() if args.output else None
         console, plain = _console(buffer)
@@ -672,6 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("table", "json", "junit", "markdown", "github"), default="table",
                        help="output format (default table; github: ::error/::warning annotations; docs/outputs.md)")
     check.add_argument("--output", metavar="FILE", help="write the report to FILE instead of standard output")
+    check.add_argument("--append", action="store_true",
+                       help="add the report to the end of the --output FILE instead of replacing it "
+                            "(e.g. several reports into $GITHUB_STEP_SUMMARY)")
     check.add_argument("--baseline", metavar="FILE",
                        help="a JSON report to compare with: a verdict worse than it (PASS → INCONCLUSIVE → FAIL) or "
                             "a paper agreement worse than it is a regression (exit 1); a measured value moved "
@@ -685,9 +688,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--null", type=_positive_int, metavar="K",
                        help="also rerun every claim on K random permutations of the memorization scores among "
                             "prompts and report how often each PASSed (null_pass_rate): the harness checking itself")
-    check.add_argument("--append", action="store_true",
-                       help="add the report to the end of the --output FILE instead of replacing it "
-                            "(e.g. several reports into $GITHUB_STEP_SUMMARY)")
     check.add_argument("--null-seed", type=int, default=0, metavar="S",
                        help="seed of the permutations (default 0)")
     check.add_argument("--sparklines", action="store_true",

@@ -45,14 +45,14 @@ def edit(path: Path, fn) -> Path:
     return path
 
 
-def claim_of(report: dict, claim_id: str = CLAIM) -> dict:
 def model_of(report: dict, index: int = 0) -> dict:
     """One model's part of a report or baseline (the schema-2 envelope)."""
     return report["models"][index]
 
 
-    return next(c for c in report["claims"] if c["id"] == claim_id)
+def claim_of(report: dict, claim_id: str = CLAIM) -> dict:
     report = model_of(report) if "models" in report else report
+    return next(c for c in report["claims"] if c["id"] == claim_id)
 
 
 def check(fixture: Path, *extra: str) -> int:
