@@ -9,10 +9,10 @@ other in this run, both with torch.set_num_threads(--threads):
 
   recorder  the recorder alone (hooks + finish) for one prompt at the paper's shape: random tensors of SD's
             latent shape stand in for the sampler's (the recorder sees only tensors, so its cost does not
-            depend on their values). Time; extra memory = peak RSS while recording − RSS before (the inputs
+            depend on their values). CPU time; extra memory = peak RSS while recording − RSS before (the inputs
             are allocated before), the peak reset through /proc/self/clear_refs.
   unet      SD v1.4's UNet (diffusers UNet2DConditionModel, 859.5 M parameters, random weights: the cost does
-            not depend on them) on 4×64×64 latents, fp32, at two small batch sizes b: time per forward and
+            not depend on them) on 4×64×64 latents, fp32, at two small batch sizes b: CPU time per forward and
             activation memory = peak RSS during the forward − RSS before.
 
 A UNet batch of the paper's shape is 100 samples (50 seeds × ε_u and ε_c); running it on this CPU is too slow,
@@ -44,12 +44,13 @@ def _reset_peak() -> None:
 
 
 def _peak_during(fn) -> tuple[float, float]:
-    """(seconds, peak RSS above the RSS before, in bytes) of fn()."""
+    """(CPU seconds, peak RSS above the RSS before, in bytes) of fn(). CPU time, not wall time: with one
+    thread it is the work done, whatever else loads the machine."""
     _reset_peak()
     before = _rss_kib("VmRSS")
-    started = time.perf_counter()
+    started = time.process_time()
     fn()
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     return seconds, (_rss_kib("VmHWM") - before) * 1024.0
 
 
@@ -108,7 +109,10 @@ def part_unet(batches: list[int], latent: tuple[int, ...], tiny: bool) -> dict:
 
 def _run_part(args: list[str], threads: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "OPENBLAS_NUM_THREADS": str(threads)}
+           "OPENBLAS_NUM_THREADS": str(threads),
+           # Blocks of 128 KiB and more are mapped and unmapped: freed memory leaves RSS, so a warm-up's
+           # freed buffers cannot hide the measured call's peak.
+           "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
     done = subprocess.run([sys.executable, __file__, "--threads", str(threads), *args], env=env,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -126,7 +130,8 @@ def report(rec: dict, unet: dict, *, seeds: int, steps: int, threads: int) -> li
     batch = 2 * seeds  # the sampling batch at g = 7.5
     unet_act = m_sample * batch
     mib = 1024.0**2
-    lines = [f"torch threads: {threads}; UNet: {unet['params'] / 1e6:.1f} M parameters, fp32",
+    lines = [f"torch threads: {threads}; times are CPU seconds (process time); "
+             f"UNet: {unet['params'] / 1e6:.1f} M parameters, fp32",
              "UNet per sample (batch b): " + ", ".join(
                  f"b={b}: {t:.3f} s, {m / mib:.0f} MiB activations" for b, (t, m) in sorted(per_sample.items())),
              f"shape: {seeds} seeds × {steps} steps, g ∈ {{1, 7.5}}: {evaluations} UNet sample-evaluations",
@@ -136,7 +141,8 @@ def report(rec: dict, unet: dict, *, seeds: int, steps: int, threads: int) -> li
              f"| time | {rec['seconds']:.2f} s | {unet_s:.0f} s (= {evaluations} × {t_sample:.3f} s) "
              f"| {rec['seconds'] / max(unet_s, 1e-12):.2%} | ≤ 5 % |",
              f"| extra memory | {rec['peak_bytes'] / mib:.0f} MiB | {unet_act / mib:.0f} MiB activations of a "
-             f"batch of {batch} (= {batch} × {m_sample / mib:.0f} MiB) | {rec['peak_bytes'] / max(unet_act, 1.0):.2%} | ≤ 10 % |"]
+             f"batch of {batch} (= {batch} × {m_sample / mib:.0f} MiB) "
+             f"| {rec['peak_bytes'] / max(unet_act, 1.0):.2%} | ≤ 10 % |"]
     return lines
 
 
