@@ -159,7 +159,8 @@ def update_alignment(src: Source) -> dict:
 
 # --------------------------------------------------------------------------- Fig 10, Fig 11 (and 16)
 def decomposition(src: Source, *, sampler: str = "ddim", scales=(1.0, 7.5), references=("x", "x_0")) -> dict:
-    """Fig 10: mean w0, wT per group over the states x_T … x_0, and the schedule, per (g, reference)."""
+    """Fig 10: w0, wT per prompt of each group (seeds averaged) over the states x_T … x_0, and the schedule,
+    per (g, reference); the figure draws each group's mean over prompts with its CI."""
     labels = src.labels("early-dominance")
     memorized = labels.memorized
     panels = {}
@@ -170,11 +171,11 @@ def decomposition(src: Source, *, sampler: str = "ddim", scales=(1.0, 7.5), refe
             w0, wT = weights(group, reference)
             w0, wT = w0.mean(1), wT.mean(1)  # (P, S+1): E over seeds, as the checks
             panels[(float(g), reference)] = {
-                name: (w0[members].mean(0), wT[members].mean(0))
+                name: (w0[members], wT[members])
                 for name, members in (("normal", ~memorized), ("memorized", memorized)) if members.any()
             }
             panels[(float(g), reference)]["schedule"] = (sqrt_ab, sqrt_1mab)
-    return {"panels": panels, "sampler": sampler, "n": labels.n,
+    return {"panels": panels, "sampler": sampler, "n": labels.n, "memorized": memorized,
             "early": int(src.param("early-dominance", "early_steps"))}
 
 
