@@ -28,7 +28,6 @@ from memharness.cli_runtime import writer_lock as _writer_lock
 from memharness.errors import MemharnessError
 
 RESIZE_CHOICES = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")  # PIL's filters, for SSCD
-_REPO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _emit(text: str, output: str | None, *, option: str = "--output", append: bool = False) -> None:
@@ -52,9 +51,12 @@ def _emit(text: str, output: str | None, *, option: str = "--output", append: bo
 
 
 def default_fixture_dir(model: str) -> Path:
-    """./fixtures/<model> when present, else the fixtures shipped beside the package."""
-    local = Path("fixtures") / model
-    return local if local.is_dir() else _REPO_FIXTURES / model
+    """The fixture read for ``model``: ./fixtures/<model> when present, else the one shipped in the package
+    (read-only), else ./fixtures/<model> (where `trace` records it)."""
+    from memharness.shipped import local_fixture, shipped_fixture
+
+    local, shipped = local_fixture(model), shipped_fixture(model)
+    return shipped if not local.is_dir() and shipped.is_dir() else local
 
 
 def fixture_targets(models: Sequence[str], fixtures: str | None) -> list[tuple[str | None, Path]]:
@@ -486,7 +488,13 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from memharness.scoring.latent import write_latent_scores
 
-    root = Path(args.fixtures) if args.fixtures else default_fixture_dir(args.model or DEFAULT_MODEL)
+    if args.fixtures:
+        root = Path(args.fixtures)
+    else:  # --limit only reads (the shipped fixture will do); a write updates ./fixtures/<model>
+        from memharness.shipped import writable_fixture
+
+        name = args.model or DEFAULT_MODEL
+        root = default_fixture_dir(name) if args.limit is not None else writable_fixture(name)
     if not (root / "manifest.json").is_file():
         from memharness.trace.store import Fixture
 
@@ -667,7 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", action="append", metavar="M",
                        help=f"model id (repeatable; default {DEFAULT_MODEL}, the embedded analytic model)")
     check.add_argument("--fixtures", metavar="DIR",
-                       help="fixture folder (default: fixtures/<model>); with several --model, a folder of <model>/")
+                       help="fixture folder (default: ./fixtures/<model>, else the shipped one); "
+                            "with several --model, a folder of <model>/")
     check.add_argument("--claim", action="append", metavar="ID", help="check only this claim (repeatable)")
     check.add_argument("--format", choices=("table", "json", "junit", "markdown", "github"), default="table",
                        help="output format (default table; github: ::error/::warning annotations; docs/outputs.md)")
@@ -697,7 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
     detect = sub.add_parser("detect", help="memorization detectors (App H's δ(t), Wen et al.) scored on a "
                                            "model's fixture: AUC, TPR at 1%% FPR, detection step")
     detect.add_argument("--model", metavar="M", help=f"model id (default {DEFAULT_MODEL})")
-    detect.add_argument("--fixtures", metavar="DIR", help="fixture folder (default: fixtures/<model>)")
+    detect.add_argument("--fixtures", metavar="DIR",
+                        help="fixture folder (default: ./fixtures/<model>, else the shipped one)")
     detect.add_argument("--gamma", type=float, default=0.2, metavar="γ",
                         help="App H's margin: flag at δ > −γ (default 0.2, Fig 25)")
     detect.add_argument("--window", type=_positive_int, default=10, metavar="K",
@@ -718,14 +728,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--model", action="append", metavar="M",
                         help=f"model id (repeatable: figures side by side; default {DEFAULT_MODEL})")
     report.add_argument("--fixtures", metavar="DIR",
-                        help="fixture folder (default: fixtures/<model>); with several --model, a folder of <model>/")
+                        help="fixture folder (default: ./fixtures/<model>, else the shipped one); "
+                             "with several --model, a folder of <model>/")
     report.add_argument("--out", metavar="DIR", help="output folder (default reports/<model>, models joined by +)")
     report.set_defaults(func=cmd_report)
 
     tr = sub.add_parser("trace", help="sample a model and record trace fixtures")
     tr.add_argument("--model", metavar="M",
                     help=f"model id or card file (default {DEFAULT_MODEL}, or the card of --model-path)")
-    tr.add_argument("--out", metavar="DIR", help="fixture folder (default fixtures/<model>)")
+    tr.add_argument("--out", metavar="DIR", help="fixture folder (default ./fixtures/<model>)")
     from memharness.schedule import SAMPLERS
 
     tr.add_argument("--sampler", choices=SAMPLERS, default="ddim", help="DDIM (Eq 7) or DDPM (Eq 22)")
@@ -779,7 +790,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="memorization scores (Eq 9) into a fixture, without retracing")
     score.add_argument("--model", metavar="M", help=f"model id (default {DEFAULT_MODEL})")
-    score.add_argument("--fixtures", metavar="DIR", help="fixture folder (default fixtures/<model>)")
+    score.add_argument("--fixtures", metavar="DIR",
+                       help="fixture folder (default ./fixtures/<model>; the shipped ones are read-only)")
     score.add_argument("--images", metavar="DIR",
                        help="decoded generations from `trace --images DIR`: score them with SSCD; "
                             "without it, the latent score")

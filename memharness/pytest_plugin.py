@@ -41,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="check the claims on model M's fixtures (repeatable)")
     group.addoption("--memharness-fixtures", metavar="DIR",
                     help="one model's fixture folder, or with several models a folder of <model>/ folders "
-                         "(default fixtures/<model>)")
+                         "(default ./fixtures/<model>, else the shipped one)")
     group.addoption("--memharness-strict", action="store_true", help="an INCONCLUSIVE claim fails")
     group.addoption("--memharness-baseline", metavar="FILE",
                     help="a `memharness check --format json` report to compare with: only a regression against "

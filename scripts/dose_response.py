@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python scripts/dose_response.py fixtures/digits-graded          # the numbers the model card quotes
-    python scripts/dose_response.py fixtures/digits-graded --json   # all of them, as JSON
+    python scripts/dose_response.py memharness/fixtures/digits-graded          # the numbers the model card quotes
+    python scripts/dose_response.py memharness/fixtures/digits-graded --json   # all of them, as JSON
 
 It reads the fixture only (no sampling): scores per count at every DDIM g, Spearman's ρ of the
 score against log count with a bootstrap CI, the prompts labelled memorized at g = 7.5 that score
@@ -24,7 +24,7 @@ from memharness.zoo.dose import dose_numbers, format_numbers
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("fixture", help="fixture folder, e.g. fixtures/digits-graded")
+    parser.add_argument("fixture", help="fixture folder, e.g. memharness/fixtures/digits-graded")
     parser.add_argument("--json", action="store_true", help="print every number as JSON")
     args = parser.parse_args(argv)
     try:

@@ -8,14 +8,14 @@ Each table is what `memharness check --model M --null K --format json` reports, 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from memharness.claims import load_specs, run_claims
 from memharness.claims.engine import null_pass_rates, with_null
 from memharness.report.terminal import agreement_text, measured_text, null_text
+from memharness.shipped import shipped_fixtures
 from memharness.trace.store import Fixture
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = shipped_fixtures()
 
 
 def _row(cells) -> str:

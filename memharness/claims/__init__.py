@@ -1,4 +1,4 @@
-"""Claims: specs from ``claims/*.yaml``, checks, verdicts."""
+"""Claims: specs from ``claims/definitions/*.yaml``, checks, verdicts."""
 
 from memharness.claims.engine import run_claims
 from memharness.claims.spec import ClaimSpec, load_specs

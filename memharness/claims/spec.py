@@ -1,4 +1,4 @@
-"""Claim files (``claims/*.yaml``): loading and validation."""
+"""Claim files (``memharness/claims/definitions/*.yaml``, package data): loading and validation."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from memharness.errors import MemharnessError
+from memharness.shipped import claims_folder
 
 _REQUIRED = {
     "id": str,
@@ -62,8 +63,8 @@ class ClaimSpec:
 
 
 def claims_dir() -> Path:
-    """The repository's ``claims/`` folder (the package is installed editable from it)."""
-    return Path(__file__).resolve().parents[2] / "claims"
+    """The shipped claim files (package data, read-only)."""
+    return claims_folder()
 
 
 def load_spec(path: Path) -> ClaimSpec:
@@ -121,7 +122,7 @@ CLAIM_ORDER = (
 def load_specs(directory: Path | None = None) -> list[ClaimSpec]:
     directory = Path(directory) if directory is not None else claims_dir()
     if not directory.is_dir():
-        raise MemharnessError(f"{directory}: claims folder not found; run memharness from its source checkout")
+        raise MemharnessError(f"{directory}: claims folder not found; give a folder of claim .yaml files")
     specs = [load_spec(path) for path in directory.glob("*.yaml")]
     rank = {claim_id: i for i, claim_id in enumerate(CLAIM_ORDER)}
     return sorted(specs, key=lambda s: (rank.get(s.id, len(rank)), s.id))

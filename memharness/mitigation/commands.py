@@ -24,14 +24,15 @@ def _load(args: argparse.Namespace):
 # --------------------------------------------------------------------------- mitigate
 def cmd_mitigate(args: argparse.Namespace) -> int:
     """Sample the fixture's prompts with each mitigation method; write its "mitigation" section."""
-    from memharness.cli import default_fixture_dir  # moves out of the CLI with the shipped fixtures (#18)
     from memharness.cli_runtime import DEFAULT_MODEL, terminal, writer_lock
     from memharness.mitigation.record import MitigationSettings, record_mitigation, summarize
+    from memharness.shipped import refuse_shipped, writable_fixture
     from memharness.trace.store import read_manifest
 
     if not args.fixtures and args.model_path and not args.model:
         raise MemharnessError("--fixtures: give the fixture folder of the --model-path model")
-    root = Path(args.fixtures) if args.fixtures else default_fixture_dir(args.model or DEFAULT_MODEL)
+    root = Path(args.fixtures) if args.fixtures else writable_fixture(args.model or DEFAULT_MODEL)
+    refuse_shipped(root, "--fixtures")  # before any weights load (the lock refuses it too)
     settings = MitigationSettings(methods=tuple(args.methods), gamma=args.gamma, transition_t=args.transition,
                                   guidance=args.guidance, batch_size=args.batch_size,
                                   image_dir=Path(args.images) if args.images else None)
@@ -141,7 +142,8 @@ def add_parsers(sub, positive_int) -> None:
     mit = sub.add_parser("mitigate", help="sample a fixture's prompts with mitigation methods (App H, Jain et al.) "
                                           "and record a mitigation section")
     _model_options(mit)
-    mit.add_argument("--fixtures", metavar="DIR", help="fixture folder (default fixtures/<model>)")
+    mit.add_argument("--fixtures", metavar="DIR",
+                     help="fixture folder (default ./fixtures/<model>; the shipped ones are read-only)")
     mit.add_argument("--methods", nargs="+", choices=MITIGATION_METHODS, default=list(DEFAULT_METHODS),
                      metavar="METHOD", help=f"methods to run, of {' '.join(MITIGATION_METHODS)} "
                                             f"(default {' '.join(DEFAULT_METHODS)})")

@@ -21,11 +21,12 @@ from memharness.detection.signals import REFERENCES, default_rho2, delta_states
 from memharness.models import load_denoiser
 from memharness.report.detectors import detector_table
 from memharness.schedule import NoiseSchedule
+from memharness.shipped import shipped_fixture
 from memharness.trace.store import Fixture
 from tests.helpers import PromptBlind, small_card, trace_small, write_random_scores
 
 ROOT = Path(__file__).resolve().parents[2]
-ANALYTIC, DIGITS = ROOT / "fixtures" / "analytic", ROOT / "fixtures" / "digits"  # read only
+ANALYTIC, DIGITS = shipped_fixture("analytic"), shipped_fixture("digits")  # read only
 SPEC = next(s for s in load_specs() if s.id == "realtime-detection")
 
 ANALYTIC_TABLE = """\

@@ -7,6 +7,7 @@ import pytest
 from memharness.cli import main
 from memharness.guide import unet_evaluations
 from memharness.models import load_card
+from memharness.shipped import shipped_fixture
 
 
 @pytest.mark.parametrize("model", ["realisticvision", "sd14"])
@@ -53,9 +54,8 @@ def test_models_marks_which_have_fixtures_and_where(tmp_path, monkeypatch, capsy
         "fixtures/analytic")
     (tmp_path / "fixtures" / "sd14").mkdir(parents=True)  # a local fixture counts once it has a manifest
     import shutil
-    from pathlib import Path
 
-    shutil.copy(Path(__file__).resolve().parents[2] / "fixtures" / "analytic" / "manifest.json",
+    shutil.copy(shipped_fixture("analytic") / "manifest.json",
                 tmp_path / "fixtures" / "sd14" / "manifest.json")
     assert main(["models"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}

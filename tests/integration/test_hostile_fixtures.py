@@ -24,10 +24,11 @@ import numpy as np
 import pytest
 
 from memharness.cli import main
+from memharness.shipped import shipped_fixture
 from memharness.trace.safety import LOCK_NAME, FolderLock
 from tests.helpers import edit_manifest, rewrite_arrays
 
-SHIPPED = Path(__file__).resolve().parents[2] / "fixtures" / "analytic"
+SHIPPED = shipped_fixture("analytic")
 PROMPT_FILE = "ddim/mem-02.safetensors"
 MITIGATION_FILE = "mitigation/mem-02.safetensors"
 PREFIX = "memharness: error: "

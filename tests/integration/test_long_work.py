@@ -15,8 +15,9 @@ import pytest
 from memharness.cli import main
 from memharness.progress import LongWork, duration
 from memharness.runtime import default_threads, physical_cores, set_threads
+from memharness.shipped import shipped_fixture
 
-SHIPPED = Path(__file__).resolve().parents[2] / "fixtures" / "analytic"
+SHIPPED = shipped_fixture("analytic")
 QUICK = ["--seeds", "2", "--steps", "5", "--threads", "1"]
 
 

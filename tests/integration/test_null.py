@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from memharness.claims import load_specs
 from memharness.cli import main
+from memharness.shipped import shipped_fixtures
 
-SHIPPED = Path(__file__).resolve().parents[2] / "fixtures"
+SHIPPED = shipped_fixtures()
 SPECIFIC = sorted(s.id for s in load_specs() if s.scope == "memorization-specific")
 NOT_APPLICABLE = {"guidance-drives-memorization", "prompt-categories"}  # they read only scores (or none)
 

@@ -14,6 +14,7 @@ import memharness.claims
 from memharness.claims import Outcome, load_specs
 from memharness.claims.regression import compare, load_baseline
 from memharness.cli import main
+from memharness.shipped import shipped_fixture
 from memharness.trace.store import Fixture
 
 CLAIM = "linear-in-guidance"
@@ -300,6 +301,6 @@ def test_shipped_baseline_is_current(model):
     baselines = load_baseline(path)
     assert set(baselines) == {model}
     specs = load_specs()
-    verdicts = memharness.claims.run_claims(Fixture(REPO / "fixtures" / model), specs)
+    verdicts = memharness.claims.run_claims(Fixture(shipped_fixture(model)), specs)
     changes = compare(baselines[model], verdicts, {s.id: s.regression_tolerance for s in specs})
     assert [c.reason for c in changes if c.is_regression] == []

@@ -12,9 +12,10 @@ from safetensors.numpy import load_file
 from memharness.claims.checks.common import overestimation
 from memharness.cli import main
 from memharness.scoring.labels import memorization_labels
+from memharness.shipped import shipped_fixture
 from memharness.trace.store import Fixture
 
-SHIPPED = Path(__file__).resolve().parents[2] / "fixtures" / "analytic"
+SHIPPED = shipped_fixture("analytic")
 
 
 def _manifest(root: Path) -> dict:

@@ -17,13 +17,14 @@ from memharness.errors import MemharnessError
 from memharness.models import load_card, load_denoiser
 from memharness.models.digits import LATENT_SHAPE, read_weights, shipped_weights
 from memharness.scoring.labels import memorization_labels
+from memharness.shipped import shipped_fixture
 from memharness.trace.store import Fixture
 
 pytest.importorskip("sklearn")
 
 ROOT = Path(__file__).resolve().parents[2]
-DIGITS = ROOT / "fixtures" / "digits"
-CONTROL = ROOT / "fixtures" / "digits-control"
+DIGITS = shipped_fixture("digits")
+CONTROL = shipped_fixture("digits-control")
 
 # Claims that PASS on the digits organism because of its duplication: on the control (no
 # duplication) none of them may PASS. Not listed, because they also PASS on the control, as the

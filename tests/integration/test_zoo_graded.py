@@ -13,12 +13,13 @@ from memharness.cli import main
 from memharness.errors import MemharnessError
 from memharness.models import load_card, load_denoiser
 from memharness.models.digits import read_weights, shipped_weights
+from memharness.shipped import shipped_fixture
 from memharness.trace.store import Fixture
 
 pytest.importorskip("sklearn")
 
 ROOT = Path(__file__).resolve().parents[2]
-GRADED = ROOT / "fixtures" / "digits-graded"
+GRADED = shipped_fixture("digits-graded")
 
 
 def test_graded_design_pairs_each_prompt_with_its_image_n_times_and_others_once():
@@ -93,11 +94,11 @@ def test_dose_figure_and_numbers_on_a_tiny_traced_fixture(tmp_path):
     assert numbers["counts"] == [1, 2, 4, 8, 16, 32, 64, 128] and set(numbers["spearman"]) == {1.0, 7.5}
     assert any(line.startswith("Spearman") for line in format_numbers(numbers))
 
-    analytic = Fixture(ROOT / "fixtures" / "analytic")
+    analytic = Fixture(shipped_fixture("analytic"))
     with pytest.raises(Unavailable, match="duplication count"):
         dose_response(Source("analytic", analytic, specs))
     with pytest.raises(MemharnessError, match="duplication count"):
-        dose_numbers(ROOT / "fixtures" / "analytic")
+        dose_numbers(shipped_fixture("analytic"))
     assert render_figure(dose, [Source("analytic", analytic, specs)]).png is None  # build_report leaves it out
 
 

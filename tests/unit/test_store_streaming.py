@@ -3,16 +3,15 @@ in a bounded cache, evicted columns read again from the files, with the same num
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from memharness.shipped import shipped_fixture
 from memharness.trace import schema
 from memharness.trace.store import Fixture
 
-ANALYTIC = Path(__file__).resolve().parents[2] / "fixtures" / "analytic"
+ANALYTIC = shipped_fixture("analytic")
 
 
 def _stored(fixture: Fixture, sampler: str, g: float, name: str) -> np.ndarray:
