@@ -29,7 +29,8 @@ import torch
 from memharness.errors import MemharnessError
 from memharness.guidance import uses_unconditional
 from memharness.models.base import Denoiser
-from memharness.schedule import SAMPLERS, epsilon_from_output, x0_from_output
+from memharness.schedule import SAMPLERS
+from memharness.schedule.prediction import epsilon_from_output, x0_from_output
 
 
 @dataclass(frozen=True)

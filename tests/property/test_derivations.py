@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from memharness.errors import MemharnessError
-from memharness.schedule import PREDICTION_TYPES, NoiseSchedule, epsilon_from_output, x0_from_output
+from memharness.schedule import PREDICTION_TYPES, NoiseSchedule
+from memharness.schedule.prediction import epsilon_from_output, x0_from_output
 
 MAX_NEG_LOG_ALPHA_BAR_T = 20.0
 DIM = 16

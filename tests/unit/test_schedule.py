@@ -19,9 +19,8 @@ from memharness.schedule import (
     PREDICTION_TYPES,
     NoiseSchedule,
     alpha_bar_of_state,
-    epsilon_from_output,
-    x0_from_output,
 )
+from memharness.schedule.prediction import epsilon_from_output, x0_from_output
 
 torch = pytest.importorskip("torch")
 schedulers = pytest.importorskip("diffusers.schedulers")

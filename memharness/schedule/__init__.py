@@ -20,12 +20,14 @@ Indexing follows diffusers: timesteps are 0-based (``alphas_cumprod[0]`` is
 ᾱ after one forward step, the paper's ᾱ_1) and the "state after the last
 step" is the clean sample x_0. Its ᾱ is not ``alphas_cumprod[anything]``:
 DDIM uses ``final_alpha_cumprod`` and DDPM uses 1.0 (see ``alpha_bar_of_state``).
+
+Reading a scheduler config is :mod:`memharness.schedule.config`; turning a model
+output into ε or x̂0 (Eq 5) is :mod:`memharness.schedule.prediction`.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,43 +35,14 @@ from typing import Any
 import numpy as np
 
 from memharness.errors import MemharnessError
-
-PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
-TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
-BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-SAMPLERS = ("ddim", "ddpm")
-
-
-def _as_int(value: Any, what: str) -> int:
-    # operator.index takes python/numpy ints and integer 0-d torch tensors but
-    # refuses floats, so 999.5 cannot silently become a timestep.
-    if isinstance(value, bool):
-        raise MemharnessError(f"{what} must be an integer, got {value!r}; pass an int")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise MemharnessError(f"{what} must be an integer, got {value!r}; pass an int") from None
-
-
-def _cosine_betas(num_train_timesteps: int, max_beta: float = 0.999) -> np.ndarray:
-    """diffusers' ``betas_for_alpha_bar`` with the GLIDE cosine ᾱ(t), kept in float64."""
-
-    def alpha_bar_fn(t: float) -> float:
-        return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
-
-    n = num_train_timesteps
-    return np.array(
-        [min(1 - alpha_bar_fn((i + 1) / n) / alpha_bar_fn(i / n), max_beta) for i in range(n)],
-        dtype=np.float64,
-    )
-
-
-def _require(config: Mapping[str, Any], key: str, why: str) -> Any:
-    if key not in config or config[key] is None:
-        raise MemharnessError(
-            f"scheduler config is missing {key!r} ({why}); copy it from the model's scheduler_config.json"
-        )
-    return config[key]
+from memharness.schedule.config import (
+    BETA_SCHEDULES,
+    PREDICTION_TYPES,
+    SAMPLERS,
+    TIMESTEP_SPACINGS,
+    as_int,
+    schedule_fields,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,7 +63,7 @@ class NoiseSchedule:
     prediction_type: str
 
     def __post_init__(self) -> None:
-        n = _as_int(self.num_train_timesteps, "num_train_timesteps")
+        n = as_int(self.num_train_timesteps, "num_train_timesteps")
         betas = np.array(self.betas, dtype=np.float64)
         alphas_cumprod = np.array(self.alphas_cumprod, dtype=np.float64)
         if betas.shape != (n,) or alphas_cumprod.shape != (n,):
@@ -112,7 +85,7 @@ class NoiseSchedule:
         object.__setattr__(self, "betas", betas)
         object.__setattr__(self, "alphas_cumprod", alphas_cumprod)
         object.__setattr__(self, "final_alpha_cumprod", float(self.final_alpha_cumprod))
-        object.__setattr__(self, "steps_offset", _as_int(self.steps_offset, "steps_offset"))
+        object.__setattr__(self, "steps_offset", as_int(self.steps_offset, "steps_offset"))
 
     # ------------------------------------------------------------------ config
 
@@ -122,95 +95,15 @@ class NoiseSchedule:
 
         Keys that change the numbers are required rather than defaulted, because
         diffusers' defaults differ between scheduler classes (DDIM defaults to
-        ``clip_sample=True, set_alpha_to_one=True``; SD ships ``False``).
+        ``clip_sample=True, set_alpha_to_one=True``; SD ships ``False``); the
+        reading and its refusals are :func:`memharness.schedule.config.schedule_fields`.
         """
-        if not isinstance(config, Mapping):
-            raise MemharnessError(f"scheduler config must be a mapping, got {type(config).__name__}")
-
-        n = _as_int(
-            _require(config, "num_train_timesteps", "it sets the length of the β schedule"),
-            "num_train_timesteps",
-        )
-        if n < 1:
-            raise MemharnessError(f"num_train_timesteps must be ≥ 1, got {n}; fix the scheduler config")
-
-        # Clipping/thresholding x̂0 would hide exactly the quantity the paper measures.
-        if config.get("clip_sample"):
-            raise MemharnessError(
-                "clip_sample=True clips x̂0 to [-1, 1] and destroys the overestimation factor k; set clip_sample: false"
-            )
-        if config.get("thresholding"):
-            raise MemharnessError(
-                "thresholding=True rescales x̂0 and destroys the overestimation factor k; set thresholding: false"
-            )
-        if config.get("rescale_betas_zero_snr"):
-            raise MemharnessError(
-                "rescale_betas_zero_snr=True (ᾱ_T = 0) is not supported: Eq 5 divides by √ᾱ_T; "
-                "set rescale_betas_zero_snr: false"
-            )
-
-        trained_betas = config.get("trained_betas")
-        if trained_betas is not None:
-            # diffusers gives trained_betas precedence over beta_schedule.
-            betas = np.asarray(trained_betas, dtype=np.float64).reshape(-1)
-            if betas.shape != (n,):
-                raise MemharnessError(
-                    f"trained_betas has {betas.size} values but num_train_timesteps is {n}; make them agree"
-                )
-        else:
-            schedule = _require(config, "beta_schedule", "or give trained_betas")
-            if schedule == "squaredcos_cap_v2":
-                betas = _cosine_betas(n)
-            elif schedule in ("linear", "scaled_linear"):
-                beta_start = float(_require(config, "beta_start", f"beta_schedule {schedule!r} needs it"))
-                beta_end = float(_require(config, "beta_end", f"beta_schedule {schedule!r} needs it"))
-                if schedule == "linear":
-                    betas = np.linspace(beta_start, beta_end, n, dtype=np.float64)
-                else:
-                    # Latent-diffusion schedule: linear in √β.
-                    betas = np.linspace(beta_start**0.5, beta_end**0.5, n, dtype=np.float64) ** 2
-            else:
-                raise MemharnessError(
-                    f"beta_schedule {schedule!r} is not supported; use one of {BETA_SCHEDULES} or trained_betas"
-                )
-
-        if not (np.all(np.isfinite(betas)) and np.all(betas > 0) and np.all(betas < 1)):
-            raise MemharnessError("betas must all lie in (0, 1) (Eq 1); fix beta_start/beta_end or trained_betas")
-
-        set_alpha_to_one = _require(config, "set_alpha_to_one", "it sets ᾱ_prev of DDIM's last step")
-        if not isinstance(set_alpha_to_one, bool):
-            raise MemharnessError(f"set_alpha_to_one must be true or false, got {set_alpha_to_one!r}")
-        steps_offset = _as_int(_require(config, "steps_offset", "it shifts 'leading' timesteps"), "steps_offset")
-        if steps_offset < 0:
-            raise MemharnessError(f"steps_offset must be ≥ 0, got {steps_offset}; fix the scheduler config")
-
-        prediction_type = config.get("prediction_type") or "epsilon"
-        if prediction_type not in PREDICTION_TYPES:
-            raise MemharnessError(
-                f"prediction_type {prediction_type!r} is not supported; use one of {PREDICTION_TYPES}"
-            )
-        timestep_spacing = config.get("timestep_spacing") or "leading"
-        if timestep_spacing not in TIMESTEP_SPACINGS:
-            raise MemharnessError(
-                f"timestep_spacing {timestep_spacing!r} is not supported; use one of {TIMESTEP_SPACINGS}"
-            )
-
-        alphas_cumprod = np.cumprod(1.0 - betas)  # ᾱ_t (Eq 2)
-        final_alpha_cumprod = 1.0 if set_alpha_to_one else float(alphas_cumprod[0])
-        return cls(
-            num_train_timesteps=n,
-            betas=betas,
-            alphas_cumprod=alphas_cumprod,
-            final_alpha_cumprod=final_alpha_cumprod,
-            steps_offset=steps_offset,
-            timestep_spacing=timestep_spacing,
-            prediction_type=prediction_type,
-        )
+        return cls(**schedule_fields(config))
 
     # --------------------------------------------------------------- timesteps
 
     def _check_num_inference_steps(self, num_inference_steps: Any) -> int:
-        k = _as_int(num_inference_steps, "num_inference_steps")
+        k = as_int(num_inference_steps, "num_inference_steps")
         if not 1 <= k <= self.num_train_timesteps:
             raise MemharnessError(
                 f"num_inference_steps={k} must be in [1, {self.num_train_timesteps}] (num_train_timesteps)"
@@ -259,7 +152,7 @@ class NoiseSchedule:
         sees x at ᾱ[prev] labelled with a different t: diffusers' behaviour, kept.
         """
         _check_sampler(sampler)
-        t = _as_int(t, "t")
+        t = as_int(t, "t")
         k = self._check_num_inference_steps(num_inference_steps)
         if sampler == "ddim":
             return t - self.num_train_timesteps // k
@@ -276,7 +169,7 @@ class NoiseSchedule:
 
     def alpha_bar(self, t: int) -> float:
         """ᾱ_t (Eq 2) for 0 ≤ t < num_train_timesteps (no negative wrap-around)."""
-        t = _as_int(t, "t")
+        t = as_int(t, "t")
         if not 0 <= t < self.num_train_timesteps:
             raise MemharnessError(
                 f"timestep t={t} is outside [0, {self.num_train_timesteps}); "
@@ -361,51 +254,13 @@ def alpha_bar_of_state(schedule: NoiseSchedule, t: int, *, sampler: str = "ddim"
     mirroring the ᾱ_prev of each scheduler's last ``step``.
     """
     _check_sampler(sampler)
-    t = _as_int(t, "t")
+    t = as_int(t, "t")
     if t < 0:
         return schedule.final_alpha_cumprod if sampler == "ddim" else 1.0
     return schedule.alpha_bar(t)
 
 
-# ------------------------------------------------------------ output conversion
-#
-# Duck-typed: numpy arrays, torch tensors, python floats. The operation order
-# is copied from DDIMScheduler.step (beta_prod_t = 1 - alpha_prod_t, then
-# ** 0.5) so results are bit-identical when fed the same dtypes, including a
-# 0-d torch tensor ᾱ taken from scheduler.alphas_cumprod[t].
-
-
-def _scalar(alpha_bar: Any) -> Any:
-    # numpy scalars would turn `np.float64 * tensor` into numpy's business.
-    if isinstance(alpha_bar, (int, float, np.integer, np.floating)):
-        return float(alpha_bar)
-    return alpha_bar
-
-
-def _check_prediction_type(prediction_type: str) -> None:
-    if prediction_type not in PREDICTION_TYPES:
-        raise MemharnessError(f"prediction_type {prediction_type!r} is not supported; use one of {PREDICTION_TYPES}")
-
-
-def epsilon_from_output(output: Any, x_t: Any, alpha_bar: Any, prediction_type: str) -> Any:
-    """ε_θ(x_t) from a model output (Eq 5 solved for ε; v: ε = √ᾱ v + √(1-ᾱ) x_t)."""
-    _check_prediction_type(prediction_type)
-    alpha_prod_t = _scalar(alpha_bar)
-    beta_prod_t = 1 - alpha_prod_t
-    if prediction_type == "epsilon":
-        return output
-    if prediction_type == "sample":
-        return (x_t - alpha_prod_t ** (0.5) * output) / beta_prod_t ** (0.5)
-    return (alpha_prod_t**0.5) * output + (beta_prod_t**0.5) * x_t
-
-
-def x0_from_output(output: Any, x_t: Any, alpha_bar: Any, prediction_type: str) -> Any:
-    """x̂_0^{(t)} from a model output (Eq 5: x̂0 = (x_t - √(1-ᾱ_t) ε_θ)/√ᾱ_t; v: √ᾱ x_t - √(1-ᾱ) v)."""
-    _check_prediction_type(prediction_type)
-    alpha_prod_t = _scalar(alpha_bar)
-    beta_prod_t = 1 - alpha_prod_t
-    if prediction_type == "epsilon":
-        return (x_t - beta_prod_t ** (0.5) * output) / alpha_prod_t ** (0.5)
-    if prediction_type == "sample":
-        return output
-    return (alpha_prod_t**0.5) * x_t - (beta_prod_t**0.5) * output
+__all__ = [
+    "BETA_SCHEDULES", "PREDICTION_TYPES", "SAMPLERS", "TIMESTEP_SPACINGS",
+    "NoiseSchedule", "alpha_bar_of_state",
+]
