@@ -14,32 +14,25 @@ attempts", ...). Timeouts, 5xx (and 408/429) and connection errors are retried w
 exponential backoff; other failures are final. A re-run skips items recorded as ok whose
 file still has the recorded sha256 and tries the failed ones again.
 
-Standard library only (urllib.request, concurrent.futures) plus Pillow for the decode check.
-Each request has its own timeout (no global socket default is touched); the usual proxy
-variables (``https_proxy``, ``no_proxy``, ...) apply as they do for urllib.
+Standard library only (concurrent.futures) plus Pillow for the decode check; one HTTP attempt
+(redirects, status, type, size, deadline) is :mod:`memharness.data.download`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import io
 import json
 import math
-import socket
-import ssl
 import threading
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-from memharness import __version__
+from memharness.data.download import ItemFailure, classify, download, normalize_url, opener
 from memharness.data.prompts import CATEGORIES
 from memharness.errors import MemharnessError
 from memharness.trace.safety import check_id
@@ -50,16 +43,12 @@ PROMPTS = "prompts.jsonl"
 IMAGES = "images"
 MANIFEST_FORMAT = "memharness-fetch"
 MANIFEST_VERSION = 1
-USER_AGENT = f"memharness/{__version__} (training-image fetch for memorization checks)"
 MIN_SIDE = 16
 
 # Pillow format → file extension. Image.open is limited to these decoders (no EPS/ghostscript & co);
 # MPO (multi-picture JPEG, as phones write) has no opener of its own: the JPEG one returns it.
 _EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
 _DECODERS = ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"]
-_UNTYPED = {None, "", "application/octet-stream", "binary/octet-stream"}
-_REDIRECTS = {301, 302, 303, 307, 308}
-_CHUNK = 64 * 1024
 
 
 # --------------------------------------------------------------------------- public types
@@ -119,176 +108,35 @@ class FetchResult:
     attempts: int = 0
 
 
-# --------------------------------------------------------------------------- one download
-class _Failure(Exception):
-    def __init__(self, reason: str, *, transient: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.transient = transient
-
-
+# --------------------------------------------------------------------------- one item
 class _Cancelled(Exception):
     pass
 
 
-class _KeepAllResponses(urllib.request.HTTPErrorProcessor):
-    """Hand every response back as it is: redirects and error statuses are handled here, not by urllib."""
-
-    def http_response(self, request, response):  # noqa: D102 - urllib hook
-        return response
-
-    https_response = http_response
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_KeepAllResponses)
-
-
-def _normalize_url(url: str) -> str | None:
-    """An http(s) URL with spaces / non-ASCII percent-encoded and an IDNA host, or None if unusable."""
-    if not isinstance(url, str) or any(c in url for c in "\r\n\t\0"):
-        return None
-    try:
-        parts = urlsplit(url.strip())
-        host, port = parts.hostname, parts.port  # .port raises ValueError when out of range / not a number
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        return None
-    netloc = parts.netloc
-    if not netloc.isascii():
-        try:
-            ascii_host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            return None
-        userinfo = netloc.rpartition("@")[0]
-        netloc = (f"{quote(userinfo, safe=':%')}@" if userinfo else "") + ascii_host + (f":{port}" if port else "")
-    safe = "/%:@!$&'()*+,;=-._~"
-    return urlunsplit((parts.scheme.lower(), netloc, quote(parts.path, safe=safe),
-                       quote(parts.query, safe=safe + "?"), ""))
-
-
-def _set_read_timeout(response: Any, seconds: float) -> None:
-    """Best effort: bound the next socket read by what is left of the attempt's deadline."""
-    try:
-        response.fp.raw._sock.settimeout(max(seconds, 0.001))
-    except (AttributeError, OSError):
-        pass
-
-
-def _media_type(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    return raw.split(";", 1)[0].strip().lower() or None
-
-
-def _read_body(response: Any, max_bytes: int, deadline: float) -> bytes:
-    parts, total = [], 0
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _Failure("timeout", transient=True)
-        _set_read_timeout(response, remaining)
-        chunk = response.read1(_CHUNK)  # read() would wait for the whole chunk, past the deadline
-        if not chunk:
-            return b"".join(parts)
-        total += len(chunk)
-        if total > max_bytes:
-            raise _Failure(f"larger than {max_bytes} bytes")
-        parts.append(chunk)
-
-
-def _download(opener: urllib.request.OpenerDirector, url: str, options: FetchOptions) -> tuple[bytes, str | None]:
-    """One attempt: follow redirects, check status, type and size; (body, media type) or _Failure."""
-    deadline = time.monotonic() + options.timeout
-    current = url
-    for _hop in range(options.max_redirects + 1):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _Failure("timeout", transient=True)
-        request = urllib.request.Request(current, headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.5"})
-        with opener.open(request, timeout=remaining) as response:
-            status = response.status
-            if status in _REDIRECTS:
-                location = response.headers.get("Location")
-                if not location:
-                    raise _Failure(f"HTTP {status} without Location")
-                following = _normalize_url(urljoin(current, location.strip()))
-                if following is None:
-                    raise _Failure("invalid redirect URL")
-                current = following
-                continue
-            if status != 200:
-                raise _Failure(f"HTTP {status}", transient=status >= 500 or status in (408, 429))
-            media = _media_type(response.headers.get("Content-Type"))
-            if media not in _UNTYPED and not media.startswith("image/"):
-                raise _Failure(f"not an image (content-type {media})")
-            if media == "image/svg+xml":
-                raise _Failure(f"not a raster image (content-type {media})")
-            length = response.headers.get("Content-Length")
-            if length is not None and length.strip().isdigit() and int(length) > options.max_bytes:
-                raise _Failure(f"larger than {options.max_bytes} bytes")
-            return _read_body(response, options.max_bytes, deadline), media
-    raise _Failure("too many redirects")
-
-
-def _classify(exc: BaseException) -> _Failure:
-    """A network exception → a short reason, transient (worth retrying) or not."""
-    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
-        exc = exc.reason
-    elif isinstance(exc, urllib.error.URLError):
-        text = str(exc.reason)
-        if "unknown url type" in text:
-            return _Failure("invalid URL")
-        return _Failure(f"connection error ({text})", transient=True)
-    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since 3.10
-        return _Failure("timeout", transient=True)
-    if isinstance(exc, ConnectionRefusedError):
-        return _Failure("connection refused", transient=True)
-    if isinstance(exc, ConnectionError):  # reset, aborted, broken pipe, RemoteDisconnected
-        return _Failure("connection closed by server", transient=True)
-    if isinstance(exc, http.client.IncompleteRead):
-        return _Failure("connection closed mid-body", transient=True)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return _Failure("TLS certificate error")
-    if isinstance(exc, ssl.SSLError):
-        return _Failure("TLS error")
-    if isinstance(exc, socket.gaierror):
-        if exc.errno == socket.EAI_AGAIN:
-            return _Failure("DNS lookup failed (temporary)", transient=True)
-        return _Failure("host not found")
-    if isinstance(exc, (http.client.InvalidURL, UnicodeError, ValueError)):
-        return _Failure("invalid URL")
-    if isinstance(exc, http.client.HTTPException):
-        return _Failure("bad HTTP response")
-    if isinstance(exc, OSError):
-        return _Failure(f"connection error ({exc.strerror or type(exc).__name__})", transient=True)
-    raise exc
-
-
 def _decode(body: bytes) -> str:
-    """The file extension of a fully decodable image of at least MIN_SIDE×MIN_SIDE, or _Failure."""
+    """The file extension of a fully decodable image of at least MIN_SIDE×MIN_SIDE, or ItemFailure."""
     from PIL import Image, ImageFile
 
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # fetch_images turns it off; someone turned it back on meanwhile
-        raise _Failure("cannot check for truncated images (PIL ImageFile.LOAD_TRUNCATED_IMAGES is on)")
+        raise ItemFailure("cannot check for truncated images (PIL ImageFile.LOAD_TRUNCATED_IMAGES is on)")
     try:
         with Image.open(io.BytesIO(body), formats=_DECODERS) as img:
             img.load()
             fmt, (width, height) = img.format, img.size
     except Image.DecompressionBombError:
-        raise _Failure("image has too many pixels (decompression bomb check)") from None
+        raise ItemFailure("image has too many pixels (decompression bomb check)") from None
     except Exception:  # noqa: BLE001 - decoders raise OSError, SyntaxError, ValueError, struct.error, ...
-        raise _Failure("truncated or undecodable image") from None
+        raise ItemFailure("truncated or undecodable image") from None
     if width < MIN_SIDE or height < MIN_SIDE:
-        raise _Failure(f"image too small ({width}x{height})")
+        raise ItemFailure(f"image too small ({width}x{height})")
     return _EXTENSIONS[fmt]
 
 
-def _fetch_one(item: FetchItem, out: Path, options: FetchOptions, opener: urllib.request.OpenerDirector,
+def _fetch_one(item: FetchItem, out: Path, options: FetchOptions, url_opener: urllib.request.OpenerDirector,
                stop: threading.Event) -> FetchResult:
+    """Download, retry transient failures with exponential backoff, check the decode, write the file."""
     result = FetchResult(id=item.id, url=item.url, status="failed")
-    url = _normalize_url(item.url)
+    url = normalize_url(item.url)
     if url is None:
         result.reason = "invalid URL"
         return result
@@ -298,13 +146,14 @@ def _fetch_one(item: FetchItem, out: Path, options: FetchOptions, opener: urllib
         result.attempts += 1
         try:
             try:
-                body, media = _download(opener, url, options)
-            except _Failure:
+                body, media = download(url_opener, url, timeout=options.timeout,
+                                       max_redirects=options.max_redirects, max_bytes=options.max_bytes)
+            except ItemFailure:
                 raise
-            except Exception as exc:  # noqa: BLE001 - sorted by _classify, which re-raises what it does not know
-                raise _classify(exc) from None
+            except Exception as exc:  # noqa: BLE001 - sorted by classify, which re-raises what it does not know
+                raise classify(exc) from None
             ext = _decode(body)
-        except _Failure as failure:
+        except ItemFailure as failure:
             if failure.transient and result.attempts <= options.retries:
                 if stop.wait(options.backoff * 2 ** (result.attempts - 1)):
                     raise _Cancelled from None
@@ -390,6 +239,52 @@ def _check_items(items: Sequence[FetchItem]) -> None:
             raise MemharnessError(f"items[{i}] ({item.id}): category must be one of {', '.join(CATEGORIES)}")
 
 
+def _still_fetched(items: Sequence[FetchItem], entries: Mapping[str, dict[str, Any]],
+                   out: Path) -> dict[str, FetchResult]:
+    """The previous run's results, by id, of the items whose file is still there as recorded."""
+    return {item.id: FetchResult(**entries[item.id]) for item in items
+            if _still_ok(item, entries.get(item.id), out)}
+
+
+def _record(result: FetchResult, entries: dict[str, dict[str, Any]], out: Path) -> None:
+    """Put one finished item into the manifest and rewrite it, so an interrupted run keeps it."""
+    previous = entries.get(result.id)
+    if (result.status == "ok" and previous and previous.get("file") != result.file
+            and _own_file(result.id, previous.get("file"))):
+        (out / previous["file"]).unlink(missing_ok=True)  # same id, another format than last time
+    entries[result.id] = asdict(result)
+    atomic_write_bytes(out / MANIFEST, _manifest_bytes(entries))
+
+
+def _fetch_all(todo: Sequence[FetchItem], out: Path, options: FetchOptions,
+               finished: Callable[[FetchResult], None]) -> None:
+    """Download ``todo`` on a thread pool; ``finished(result)`` runs in this thread as each item ends.
+
+    Pillow's LOAD_TRUNCATED_IMAGES is off meanwhile (truncated downloads must fail the decode
+    check) and restored after; any exception (Ctrl-C included) stops retries and backoff sleeps.
+    """
+    from PIL import ImageFile
+
+    truncated_flag = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    stop = threading.Event()
+    url_opener = opener()
+    pool = ThreadPoolExecutor(max_workers=min(options.concurrency, len(todo)), thread_name_prefix="memharness-fetch")
+    try:
+        pending: set[Future] = {pool.submit(_fetch_one, item, out, options, url_opener, stop) for item in todo}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished(future.result())
+    except BaseException:
+        stop.set()  # retries and backoff sleeps stop; downloads in flight end within their timeout
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_flag
+
+
 def fetch_images(
     items: Sequence[FetchItem],
     out: Path,
@@ -403,23 +298,14 @@ def fetch_images(
     skipped as already fetched first). The manifest is rewritten after every finished item, so an
     interrupted run (Ctrl-C) keeps everything finished so far; a re-run picks up from there.
     """
-    from PIL import ImageFile
-
     if not isinstance(options, FetchOptions):
         raise MemharnessError(f"options must be FetchOptions, got {type(options).__name__}")
     items = list(items)
     _check_items(items)
     out = Path(out)
-    manifest_path = out / MANIFEST
-    entries = _read_manifest(manifest_path)
-    results: dict[str, FetchResult] = {}
-    todo = []
-    for item in items:
-        entry = entries.get(item.id)
-        if _still_ok(item, entry, out):
-            results[item.id] = FetchResult(**entry)
-        else:
-            todo.append(item)
+    entries = _read_manifest(out / MANIFEST)
+    results = _still_fetched(items, entries, out)
+    todo = [item for item in items if item.id not in results]
 
     total, done = len(items), 0
     for item in items:
@@ -430,37 +316,15 @@ def fetch_images(
     if not todo:
         return [results[item.id] for item in items]
 
-    def record(result: FetchResult) -> None:
-        previous = entries.get(result.id)
-        if (result.status == "ok" and previous and previous.get("file") != result.file
-                and _own_file(result.id, previous.get("file"))):
-            (out / previous["file"]).unlink(missing_ok=True)  # same id, another format than last time
-        entries[result.id] = asdict(result)
+    def finished(result: FetchResult) -> None:
+        nonlocal done
+        _record(result, entries, out)
         results[result.id] = result
-        atomic_write_bytes(manifest_path, _manifest_bytes(entries))
+        done += 1
+        if progress is not None:
+            progress(done, total, result)
 
-    truncated_flag = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # truncated downloads must fail the decode check
-    stop = threading.Event()
-    opener = _opener()
-    pool = ThreadPoolExecutor(max_workers=min(options.concurrency, len(todo)), thread_name_prefix="memharness-fetch")
-    try:
-        pending: set[Future] = {pool.submit(_fetch_one, item, out, options, opener, stop) for item in todo}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                result = future.result()
-                record(result)
-                done += 1
-                if progress is not None:
-                    progress(done, total, result)
-    except BaseException:
-        stop.set()  # retries and backoff sleeps stop; downloads in flight end within their timeout
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
-        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_flag
+    _fetch_all(todo, out, options, finished)
     return [results[item.id] for item in items]
 
 
