@@ -137,38 +137,50 @@ def sample(
             output = out_c if out_u is None else out_u + guidance_scale * (out_c - out_u)
             g_used = torch.full((x_t.shape[0],), float(guidance_scale), dtype=torch.float64)
         else:
-            nominal = out_u + guidance_scale * (out_c - out_u)  # Eq 8 at the nominal g
-            g_used = _policy_guidance(guidance_policy, PolicyInput(
-                step=step, t=t, alpha_bar=ab_value, alpha_bar_prev=ab_prev_value,
-                guidance_scale=float(guidance_scale), x_T=x_T, x_t=x_t,
-                eps_uncond=epsilon_from_output(out_u, x_t, alpha_bar, prediction_type),
-                eps_cond=epsilon_from_output(out_c, x_t, alpha_bar, prediction_type),
-                x0_hat=x0_from_output(nominal, x_t, alpha_bar, prediction_type),
-            ), x_t.shape[0])
-            g = g_used.to(device=out_c.device, dtype=out_c.dtype).reshape(-1, *([1] * (out_c.dim() - 1)))
-            output = out_u + g * (out_c - out_u)  # Eq 8 with one g per seed; g = 0 gives ε_u exactly
+            output, g_used = _policy_guided(
+                guidance_policy, out_u, out_c, prediction_type=prediction_type, guidance_scale=guidance_scale,
+                step=step, t=t, ab_value=ab_value, ab_prev_value=ab_prev_value, alpha_bar=alpha_bar,
+                x_T=x_T, x_t=x_t,
+            )
         used.append(g_used)
         x0_hat = x0_from_output(output, x_t, alpha_bar, prediction_type)  # Eq 5
         eps = epsilon_from_output(output, x_t, alpha_bar, prediction_type)
 
         if hooks:
-            state = StepState(
-                step=step,
-                t=t,
-                alpha_bar=ab_value,
-                alpha_bar_prev=ab_prev_value,
-                guidance_scale=float(guidance_scale),
-                x_t=x_t,
-                eps_uncond=None if out_u is None else epsilon_from_output(out_u, x_t, alpha_bar, prediction_type),
-                eps_cond=epsilon_from_output(out_c, x_t, alpha_bar, prediction_type),
-                x0_hat=x0_hat,
-                guidance_used=g_used,
-            )
+            eps_u, eps_c = _raw_epsilons(out_u, out_c, x_t, alpha_bar, prediction_type)
+            state = StepState(step=step, t=t, alpha_bar=ab_value, alpha_bar_prev=ab_prev_value,
+                              guidance_scale=float(guidance_scale), x_t=x_t, eps_uncond=eps_u, eps_cond=eps_c,
+                              x0_hat=x0_hat, guidance_used=g_used)
             for hook in hooks:
                 hook(state)
 
         x_t = step_fn(x_t, x0_hat, eps, alpha_bar, alpha_bar_prev, t=t, generators=generators)
     return SampleResult(x_T=x_T, x_0=x_t, timesteps=tuple(timesteps), guidance_used=torch.stack(used, dim=1))
+
+
+def _policy_guided(
+    policy: GuidancePolicy, out_u: torch.Tensor, out_c: torch.Tensor, *, prediction_type: str,
+    guidance_scale: float, step: int, t: int, ab_value: float, ab_prev_value: float, alpha_bar: torch.Tensor,
+    x_T: torch.Tensor, x_t: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(guided output, g per seed): Eq 8 with the g the policy picks for each seed from both predictions."""
+    nominal = out_u + guidance_scale * (out_c - out_u)  # Eq 8 at the nominal g
+    g_used = _policy_guidance(policy, PolicyInput(
+        step=step, t=t, alpha_bar=ab_value, alpha_bar_prev=ab_prev_value,
+        guidance_scale=float(guidance_scale), x_T=x_T, x_t=x_t,
+        eps_uncond=epsilon_from_output(out_u, x_t, alpha_bar, prediction_type),
+        eps_cond=epsilon_from_output(out_c, x_t, alpha_bar, prediction_type),
+        x0_hat=x0_from_output(nominal, x_t, alpha_bar, prediction_type),
+    ), x_t.shape[0])
+    g = g_used.to(device=out_c.device, dtype=out_c.dtype).reshape(-1, *([1] * (out_c.dim() - 1)))
+    return out_u + g * (out_c - out_u), g_used  # Eq 8 with one g per seed; g = 0 gives ε_u exactly
+
+
+def _raw_epsilons(out_u: torch.Tensor | None, out_c: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor,
+                  prediction_type: str) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(ε_θ(x_t, e_∅) or None when it was not computed, ε_θ(x_t, e_c)): the unguided outputs as ε (Eq 5)."""
+    eps_uncond = None if out_u is None else epsilon_from_output(out_u, x_t, alpha_bar, prediction_type)
+    return eps_uncond, epsilon_from_output(out_c, x_t, alpha_bar, prediction_type)
 
 
 def _policy_guidance(policy: GuidancePolicy, state: PolicyInput, n: int) -> torch.Tensor:
