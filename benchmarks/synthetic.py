@@ -134,6 +134,13 @@ def coefficient_trajectory(schedule: NoiseSchedule, timesteps: np.ndarray, *, sa
     return {"x_t": states, **out, "x": x}
 
 
+def _guidance_norm(coef: dict[str, np.ndarray], sub: np.ndarray) -> np.ndarray:
+    """‖ε_c − ε_u‖ per seed and step, (N, S): the norm of the coefficients' difference, taken directly as the
+    recorder takes it (not rebuilt from the residuals' Gram entries, which cancel where ε_c ≈ ε_u)."""
+    gap = coef["eps_c_res"] - coef["eps_u_res"]  # (S, K)
+    return np.sqrt(np.maximum(((gap @ sub) * gap).sum(-1), 0.0))  # sub: (N, K, K) per-seed basis Gram
+
+
 def group_arrays(coef: dict[str, np.ndarray], gram: np.ndarray, seed_index: list[np.ndarray], *,
                  with_uncond: bool) -> dict[str, np.ndarray]:
     """schema.GROUP_ARRAYS of one (prompt, sampler, g) from coefficients and the basis Gram ``gram``.
@@ -192,6 +199,7 @@ def group_arrays(coef: dict[str, np.ndarray], gram: np.ndarray, seed_index: list
         "pc1_cos_x": np.stack(cos, axis=1),
         "pc1_var_ratio": np.stack(ratio, axis=1),
         "final_cos": final_cos,
+        **({"guidance_norm": _guidance_norm(coef, sub)} if with_uncond else {}),
     }
     return {name: value.astype(np.float32) for name, value in arrays.items()}
 

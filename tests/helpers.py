@@ -153,3 +153,13 @@ def rewrite_arrays(root, rel: str, edit):
 
     edit_manifest(root, fix)
     return path
+
+
+def arrays_added_since(shipped_keys) -> set[str]:
+    """What a fresh trace's prompt file holds beyond one recorded before issue 17, given the older file's keys:
+    <g>/guidance_norm (‖ε_c − ε_u‖, recorded directly) of every guidance scale but 1. The shipped fixtures
+    predate it and are not re-traced; everything else must be the same."""
+    from memharness.trace import schema
+
+    prefixes = {key.split("/")[0] for key in shipped_keys if key.endswith("/gram")}
+    return {f"{prefix}/guidance_norm" for prefix in prefixes if prefix != schema.guidance_key(1.0)}

@@ -16,7 +16,6 @@ from memharness.analysis import (
     decomposition_weights,
     delta,
     detection_step,
-    guidance_magnitude,
     online_weights,
 )
 from memharness.errors import MemharnessError
@@ -76,9 +75,6 @@ def censored_steps(delta_per_state: np.ndarray, *, gamma: float, first_state: in
 
 
 def guidance_magnitudes(group: Group) -> np.ndarray:
-    """‖ε_c − ε_u‖ per step (Wen et al.; §4): (P, N, S). Needs ε_u, i.e. g ≠ 1."""
-    if not group.with_uncond:
-        raise MemharnessError(f"{group.sampler} g={group.guidance:g}: ε_u is not recorded at g = 1; "
-                              "use a run with g ≠ 1")
-    return guidance_magnitude(group.inner("eps_c_res", "eps_c_res"), group.inner("eps_u_res", "eps_u_res"),
-                              group.inner("eps_u_res", "eps_c_res"))
+    """‖ε_c − ε_u‖ per step (Wen et al.; §4): (P, N, S). Needs ε_u, i.e. g ≠ 1. Recorded directly by
+    newer traces, rebuilt from the Gram entries for older fixtures (``Group.guidance_norms``)."""
+    return group.guidance_norms()

@@ -2,7 +2,9 @@
 
 It is a step hook (see ``memharness.sampling``). Each step costs one batched product: the step's
 vectors V = [x_t, x̂0 − x, (ε_u − x_T), ε_c − x_T] against [V, x_T, x], in float64 from the working
-dtype's values (a (seeds, 6, D) temporary of one step, never of the whole trajectory). The pairs with
+dtype's values (a (seeds, 6, D) temporary of one step, never of the whole trajectory). At g ≠ 1 it also
+takes ‖ε_c − ε_u‖ directly (difference in the working dtype, norm summed in float64): rebuilt from the
+Gram entries it would cancel where ε_c ≈ ε_u (late steps; Wen et al.'s magnitude, §4). The pairs with
 x_0 and the across-seed statistics wait for ``finish``, which again works one step at a time. Vectors
 stay on the model's device in the working dtype; only the reduced arrays (numpy, float32) leave it.
 Seeds may arrive in batches (one sampler call per batch): each call starts again at step 0, and
@@ -30,6 +32,7 @@ class _SeedBatch:
 
     vectors: torch.Tensor  # (n, S, K, D), working dtype; vector 0 is x_t
     gram: torch.Tensor  # (n, S, P) float64; the pairs with x_0 are filled by finish
+    guidance_norm: torch.Tensor | None  # (n, S) float64 ‖ε_c − ε_u‖, None without ε_u
     steps: int = 0
 
 
@@ -59,7 +62,9 @@ class TrajectoryRecorder:
             self._batches.append(_SeedBatch(
                 vectors=torch.empty(shape, dtype=store, device=state.x_t.device),
                 gram=torch.zeros((n, self.num_steps, len(schema.step_pairs(self.with_uncond))), dtype=F64,
-                                 device=state.x_t.device)))
+                                 device=state.x_t.device),
+                guidance_norm=torch.zeros((n, self.num_steps), dtype=F64, device=state.x_t.device)
+                if self.with_uncond else None))
         batch = self._batches[-1]
         if state.step != batch.steps or state.step >= self.num_steps:
             raise ValueError(f"recorder saw step {state.step} after {batch.steps} steps, expected {self.num_steps}")
@@ -71,7 +76,10 @@ class TrajectoryRecorder:
         if self.with_uncond:
             if state.eps_uncond is None:
                 raise ValueError("recorder expects ε_u at every step when with_uncond is set")
-            vec[:, 2] = state.eps_uncond.reshape(n, -1).to(store) - x_T
+            eps_u = state.eps_uncond.reshape(n, -1).to(store)
+            vec[:, 2] = eps_u - x_T
+            gap = state.eps_cond.reshape(n, -1).to(store) - eps_u
+            batch.guidance_norm[:, state.step] = torch.linalg.vector_norm(gap, dim=1, dtype=F64)
         vec[:, -1] = state.eps_cond.reshape(n, -1).to(store) - x_T
         basis = torch.cat([vec, x_T[:, None], x.expand(n, 1, -1)], dim=1).to(F64)  # (n, K+2, D)
         products = torch.bmm(basis[:, :vec.shape[1]], basis.transpose(1, 2))  # (n, K, K+2)
@@ -105,6 +113,8 @@ class TrajectoryRecorder:
             "final_cos": cosine_matrix(x_final),
         }
         out["pc1_cos_x"], out["pc1_var_ratio"] = pc1_alignment(state, self.num_steps + 1, x)
+        if self.with_uncond:
+            out["guidance_norm"] = torch.cat([batch.guidance_norm for batch in self._batches])
         if self.full_latents:
             states = torch.stack([state(s) for s in range(self.num_steps + 1)], dim=1)
             out["latents"] = states.reshape(n, self.num_steps + 1, *x_0.shape[1:])

@@ -10,7 +10,9 @@ Per seed and denoising step the recorder keeps the inner products among
 
 This residual basis spans the same space as {x_t, x̂0, ε_u, ε_c, x_T, x_0, x} but stores
 the paper's near-zero quantities (‖x̂0−x‖² under overfitting, ‖ε_u−x_T‖²) directly,
-so float32 storage keeps them accurate instead of cancelling large numbers.
+so float32 storage keeps them accurate instead of cancelling large numbers. For the same
+reason ‖ε_c − ε_u‖ (``guidance_norm``) is stored as such: rebuilt from the Gram entries
+(‖r_c‖² − 2⟨r_c, r_u⟩ + ‖r_u‖², r = ε − x_T) it cancels at late steps, where ε_c ≈ ε_u.
 """
 
 from __future__ import annotations
@@ -56,5 +58,7 @@ GROUP_ARRAYS = {
     "pc1_cos_x": "(S, 2) |cos(PC1 of Δx, x)|, columns: centred, uncentred PCA (Fig 8)",
     "pc1_var_ratio": "(S, 2) variance fraction of that PC1",
     "final_cos": "(N, N) cosine between final latents of seeds",
+    "guidance_norm": "(N, S) ‖ε_c − ε_u‖₂ per seed and step, computed directly (Wen et al.'s magnitude, §4; "
+                     "Eq 11 at t = T); only at g ≠ 1, optional (fixtures recorded before issue 17 lack it)",
     "latents": "(N, S+1, *latent_shape) full trajectory, only with --full-latents",
 }

@@ -39,6 +39,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from memharness import __version__
+from memharness.analysis import guidance_magnitude
 from memharness.errors import MemharnessError
 from memharness.guidance import uses_unconditional
 from memharness.trace import schema, validate
@@ -290,9 +291,10 @@ class Group:
     """One (sampler, guidance scale) across all prompts of a fixture, arrays stacked on axis 0 (P).
 
     ``arrays`` holds the small per-group arrays (gram_final, trace_cov, pc1_cos_x, pc1_var_ratio,
-    final_cos) as stored. The per-step Gram matrix is kept column by column (one column per pair, (P, N, S)):
-    :meth:`inner` casts a column to float64 once and keeps the cast, read-only, in the fixture's bounded
-    column cache; a column no longer cached is read again from the fixture's files.
+    final_cos, and guidance_norm where every prompt file has it) as stored. The per-step Gram matrix is
+    kept column by column (one column per pair, (P, N, S)): :meth:`inner` casts a column to float64 once
+    and keeps the cast, read-only, in the fixture's bounded column cache; a column no longer cached is
+    read again from the fixture's files.
     """
 
     sampler: str
@@ -330,6 +332,20 @@ class Group:
                     self._final64[index] = value
                 return self._final64[index]
         raise MemharnessError(f"fixture: no final inner product ⟨{a}, {b}⟩ recorded")
+
+    def guidance_norms(self) -> np.ndarray:
+        """‖ε_c − ε_u‖ per prompt, seed and step (Wen et al.'s magnitude; §4): (P, N, S), float64. Needs ε_u (g ≠ 1).
+
+        The recorded ``guidance_norm`` where the fixture has it; older fixtures lack it, and it is rebuilt from
+        the Gram entries as ‖r_c − r_u‖ (r = ε − x_T), which cancels where ε_c ≈ ε_u (late steps)."""
+        if not self.with_uncond:
+            raise MemharnessError(f"fixture {self.sampler} g={self.guidance:g}: ε_u is not recorded at g = 1; "
+                                  "use a run with g ≠ 1")
+        recorded = self.arrays.get("guidance_norm")
+        if recorded is not None:
+            return recorded.astype(np.float64)
+        return guidance_magnitude(self.inner("eps_c_res", "eps_c_res"), self.inner("eps_u_res", "eps_u_res"),
+                                  self.inner("eps_u_res", "eps_c_res"))
 
     def inner_states(self, a_state: str, b: str) -> np.ndarray:
         """⟨x_state, b⟩ for all S+1 states x_T … x_0, with b in x_T, x_0, x: (P, N, S+1)."""
@@ -418,6 +434,13 @@ class Fixture:
     @property
     def scores(self) -> dict[str, Any] | None:
         return self.manifest.get("scores")
+
+    def scores_for(self, sampler: str, g: float) -> dict[str, Any] | None:
+        """The memorization scores of the (sampler, g) generations, {prompt id: {score, train, ...}}; None if unscored.
+
+        The one place that knows the manifest keys scales as schema.guidance_key(g) ("g7.5")."""
+        by_scale = ((self.scores or {}).get("values") or {}).get(sampler) or {}
+        return by_scale.get(schema.guidance_key(g)) or None
 
     def guidance_scales(self, sampler: str) -> list[float]:
         return [float(g) for g in self.runs[sampler]["settings"]["guidance"]] if sampler in self.runs else []
@@ -556,9 +579,10 @@ class Fixture:
             "pc1_var_ratio": (s, 2),
             "final_cos": (n, n),
         }
+        optional = validate.optional_group_shapes(n, s, with_uncond=with_uncond)
         ids = tuple(p["id"] for p in self.prompts)
         count = len(ids)
-        wanted = {prefix + name for name in expected}
+        wanted = {prefix + name for name in (*expected, *optional)}
         column_bytes = count * n * s * 4
         order = sorted(range(len(pairs)), key=lambda k: next(
             (i for i, pair in enumerate(_PAIR_PRIORITY) if pair in (pairs[k], pairs[k][::-1])), len(_PAIR_PRIORITY)))
@@ -568,6 +592,7 @@ class Fixture:
         buffer = [bytearray()]  # every file is read into it in turn; what is kept is copied out
         gram_columns = {k: np.empty((count, n, s), dtype=np.float32) for k in keep}
         stacked: dict[str, np.ndarray] = {}
+        lacking: set[str] = set()
         for i, prompt_id in enumerate(ids):
             entry = self._run_entry(sampler, prompt_id)
             path, data = self._read_checked_bytes(entry, "memharness trace", buffer)
@@ -575,8 +600,11 @@ class Fixture:
             if prefix + "gram" in offsets:
                 stat = path.stat()
                 locations.append((path, offsets[prefix + "gram"], stat.st_size, stat.st_mtime_ns))
-            for name, shape in expected.items():
+            for name, shape in {**expected, **optional}.items():
                 value = arrays.get(prefix + name)
+                if value is None and name in optional:
+                    lacking.add(name)  # an older file: the whole group reads without it
+                    continue
                 if value is None or value.shape != shape:
                     got = None if value is None else value.shape
                     raise MemharnessError(
@@ -590,6 +618,8 @@ class Fixture:
                 elif stacked[name].dtype != value.dtype:
                     stacked[name] = stacked[name].astype(np.result_type(stacked[name], value))
                 stacked[name][i] = value
+        for name in lacking:
+            stacked.pop(name, None)
         group_key = (sampler, float(guidance))
         for k in order[::-1]:  # the most read columns are the most recently used
             if k in gram_columns:

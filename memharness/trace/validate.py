@@ -342,6 +342,12 @@ def validate_prompts(prompts: list, source: str) -> None:
 
 
 # --------------------------------------------------------------------------- arrays
+def optional_group_shapes(seeds: int, steps: int, *, with_uncond: bool) -> dict[str, tuple[int, ...]]:
+    """Shapes of the group arrays a prompt file may lack (fixtures recorded before them; readers fall back):
+    guidance_norm, ‖ε_c − ε_u‖ per seed and step, exists only where ε_u does (g ≠ 1)."""
+    return {"guidance_norm": (seeds, steps)} if with_uncond else {}
+
+
 def check_array(name: str, value: np.ndarray, source: str) -> None:
     """Dtype and magnitude of one stored array: floats are float32/float64, switch steps integers;
     every value finite and within ±MAX_MAGNITUDE."""

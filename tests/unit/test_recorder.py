@@ -73,6 +73,11 @@ def test_gram_matches_float64_recomputation(guidance, sampler):
         want = (const[a] * const[b]).sum(1).numpy()
         norms = (const[a].norm(dim=1) * const[b].norm(dim=1)).numpy()
         _assert_inner_close(arrays["gram_final"][:, p], want, norms)
+    if guidance == 1.0:
+        assert "guidance_norm" not in arrays
+    else:  # ‖ε_c − ε_u‖, recorded directly (issue 17)
+        want = torch.stack([(c - u).norm(dim=1) for c, u in zip(log.eps_c, log.eps_u, strict=True)], 1).numpy()
+        np.testing.assert_allclose(arrays["guidance_norm"], want, rtol=REL, atol=1e-7)
 
 
 def test_trace_pc1_and_final_cosines_match_full_latents():
@@ -185,6 +190,9 @@ def _reference_arrays(x, calls, x_0, *, with_uncond: bool) -> dict[str, np.ndarr
     out = {"gram": gram, "gram_final": torch.stack([(const[a] * const[b]).sum(1) for a, b in schema.const_pairs()], 1),
            "trace_cov": states.var(0).sum(-1), "final_cos": unit @ unit.T,
            "pc1_cos_x": torch.stack(cos, 1), "pc1_var_ratio": torch.stack(ratio, 1)}
+    if with_uncond:  # ‖ε_c − ε_u‖ taken directly (issue 17), not rebuilt from the residuals' Gram entries
+        out["guidance_norm"] = torch.cat([torch.stack([(st.eps_cond.to(f64) - st.eps_uncond.to(f64)).norm(dim=1)
+                                                       for st in states], dim=1) for states in calls])
     return {k: v.numpy() for k, v in out.items()}
 
 
@@ -212,8 +220,9 @@ def test_recorder_equals_the_full_float64_reference_on_random_trajectories(guida
         _assert_inner_close_rel(got["gram"][..., p], want["gram"][..., p], scale[a] * scale[b])
     for p, (a, b) in enumerate(schema.const_pairs()):
         _assert_inner_close_rel(got["gram_final"][:, p], want["gram_final"][:, p], (scale[a] * scale[b])[:, 0])
-    for key in ("trace_cov", "final_cos", "pc1_cos_x", "pc1_var_ratio"):
-        np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-7, err_msg=key)
+    for key in ("trace_cov", "final_cos", "pc1_cos_x", "pc1_var_ratio", "guidance_norm"):
+        if key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-7, err_msg=key)
 
 
 def _assert_inner_close_rel(got, want, norms):
