@@ -6,13 +6,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from memharness.errors import MemharnessError
 from memharness.guidance import passes_per_step, uses_unconditional
 from memharness.models.base import Denoiser, Prompt
-from memharness.sampling import SAMPLERS, sample
+from memharness.sampling import SAMPLERS, StepHook, sample
 from memharness.trace.recorder import TrajectoryRecorder
 from memharness.trace.schema import guidance_key
 from memharness.trace.store import FixtureWriter
@@ -71,13 +72,7 @@ def trace(
     ``runs.<sampler>.provenance``; a resumed run keeps the first and lists later sessions under
     its ``resumed``."""
     settings.validate()
-    prompts = list(prompts if prompts is not None else denoiser.prompts())
-    if limit is not None:
-        if limit < 1:
-            raise MemharnessError(f"--limit: must be ≥ 1, got {limit}")
-        prompts = prompts[:limit]
-    if not prompts:
-        raise MemharnessError("no prompts to trace")
+    prompts = _prompts_to_trace(denoiser, prompts, limit)
     timesteps = [int(t) for t in denoiser.schedule.timesteps(settings.num_inference_steps)]
     writer = FixtureWriter(
         out,
@@ -85,18 +80,7 @@ def trace(
         prompts=manifest_prompts(prompts, out),
         prompt_set=prompt_set,
     )
-    run = writer.begin_run(
-        settings.sampler,
-        {
-            "sampler": settings.sampler,
-            "num_inference_steps": settings.num_inference_steps,
-            "timesteps": timesteps,
-            "guidance": [float(g) for g in settings.guidance],
-            "seeds": [int(s) for s in settings.seeds],
-            "full_latents": settings.full_latents,
-        },
-        overwrite=overwrite,
-    )
+    run = writer.begin_run(settings.sampler, _run_settings(settings, timesteps), overwrite=overwrite)
     if provenance is not None:
         _record_provenance(run.run, provenance)
     for done, prompt in enumerate(prompts):
@@ -106,38 +90,67 @@ def trace(
             if progress:
                 progress(done + 1, len(prompts), prompt.id, True)
             continue
-        x = denoiser.paired_latent(prompt)
-        cond = denoiser.encode(prompt)
-        groups = {}
-        for g in settings.guidance:
-            recorder = TrajectoryRecorder(
-                x,
-                num_steps=len(timesteps),
-                with_uncond=uses_unconditional(g),
-                full_latents=settings.full_latents,
-            )
-            size = settings.batch_size or len(settings.seeds)
-            finals = []
-            for start in range(0, len(settings.seeds), size):
-                result = sample(
-                    denoiser,
-                    cond,
-                    seeds=settings.seeds[start:start + size],
-                    guidance_scale=float(g),
-                    sampler=settings.sampler,
-                    num_inference_steps=settings.num_inference_steps,
-                    hooks=[recorder],
-                )
-                finals.append(result.x_0)
-            x_0 = torch.cat(finals)
-            groups[float(g)] = recorder.finish(x_0)
-            if settings.image_dir is not None:
-                save_images(denoiser, x_0, settings.image_dir / settings.sampler / guidance_key(g) / prompt.id,
-                            settings.seeds)
+        x, groups = _trace_prompt(denoiser, prompt, settings, num_steps=len(timesteps))
         run.write_prompt(prompt.id, x.detach().cpu().numpy(), groups)
         if progress:
             progress(done + 1, len(prompts), prompt.id, False)
     return writer
+
+
+def _prompts_to_trace(denoiser: Denoiser, prompts: Sequence[Prompt] | None, limit: int | None) -> list[Prompt]:
+    """The given prompts, else the model's own, cut to the first ``limit``; at least one."""
+    prompts = list(prompts if prompts is not None else denoiser.prompts())
+    if limit is not None:
+        if limit < 1:
+            raise MemharnessError(f"--limit: must be ≥ 1, got {limit}")
+        prompts = prompts[:limit]
+    if not prompts:
+        raise MemharnessError("no prompts to trace")
+    return prompts
+
+
+def _run_settings(settings: TraceSettings, timesteps: list[int]) -> dict:
+    """What the fixture records of a run, and what a resumed run must match."""
+    return {
+        "sampler": settings.sampler,
+        "num_inference_steps": settings.num_inference_steps,
+        "timesteps": timesteps,
+        "guidance": [float(g) for g in settings.guidance],
+        "seeds": [int(s) for s in settings.seeds],
+        "full_latents": settings.full_latents,
+    }
+
+
+def _trace_prompt(denoiser: Denoiser, prompt: Prompt, settings: TraceSettings, *,
+                  num_steps: int) -> tuple[torch.Tensor, dict]:
+    """The prompt's paired latent x and, per guidance scale g (Eq 8), its recorded trajectories;
+    decoded images too when ``settings.image_dir`` is set."""
+    x = denoiser.paired_latent(prompt)
+    cond = denoiser.encode(prompt)
+    groups = {}
+    for g in settings.guidance:
+        recorder = TrajectoryRecorder(
+            x,
+            num_steps=num_steps,
+            with_uncond=uses_unconditional(g),
+            full_latents=settings.full_latents,
+        )
+        x_0 = _final_latents(denoiser, cond, settings, g, hooks=[recorder])
+        groups[float(g)] = recorder.finish(x_0)
+        if settings.image_dir is not None:
+            save_images(denoiser, x_0, _image_folder(settings, g, prompt.id), settings.seeds)
+    return x, groups
+
+
+def _final_latents(denoiser: Denoiser, cond: Any, settings: TraceSettings, g: float, *,
+                   hooks: Sequence[StepHook] = ()) -> torch.Tensor:
+    """x_0 of every seed at guidance g, sampled in seed batches of ``settings.batch_size`` (a batch
+    composition the exactness condition names; the record does not depend on it otherwise)."""
+    size = settings.batch_size or len(settings.seeds)
+    finals = [sample(denoiser, cond, seeds=settings.seeds[start:start + size], guidance_scale=float(g),
+                     sampler=settings.sampler, num_inference_steps=settings.num_inference_steps, hooks=hooks).x_0
+              for start in range(0, len(settings.seeds), size)]
+    return torch.cat(finals)
 
 
 def manifest_prompts(prompts: Sequence[Prompt], out: Path) -> list[dict]:
@@ -176,12 +189,9 @@ def _images_again(denoiser: Denoiser, prompt: Prompt, settings: TraceSettings) -
     """Decoded images of a prompt whose run is recorded but whose images are not: sample it again with
     the same seeds, steps and seed batches (deterministic), without recording, and decode."""
     cond = denoiser.encode(prompt)
-    size = settings.batch_size or len(settings.seeds)
     for g in settings.guidance:
-        finals = [sample(denoiser, cond, seeds=settings.seeds[start:start + size], guidance_scale=float(g),
-                         sampler=settings.sampler, num_inference_steps=settings.num_inference_steps).x_0
-                  for start in range(0, len(settings.seeds), size)]
-        save_images(denoiser, torch.cat(finals), _image_folder(settings, g, prompt.id), settings.seeds)
+        save_images(denoiser, _final_latents(denoiser, cond, settings, g), _image_folder(settings, g, prompt.id),
+                    settings.seeds)
 
 
 def _record_provenance(run: dict, record: dict) -> None:
