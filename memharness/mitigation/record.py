@@ -137,34 +137,11 @@ def record_mitigation(
     root = Path(root)
     policies = settings.policies()
     fixture = Fixture(root)
-    if denoiser.card.to_dict() != fixture.model:
-        raise MemharnessError(f"--model {denoiser.card.id}: the fixture at {root} was recorded with another model "
-                              f"card or weights ({fixture.model.get('id')!r}); mitigate with the model that traced it")
-    if float(settings.guidance) not in fixture.guidance_scales(SAMPLER):
-        raise MemharnessError(f"--fixtures {root}: no {SAMPLER} run at g={settings.guidance:g} to pair the "
-                              f"mitigation runs with; trace it first")
-    if settings.image_dir is not None and not denoiser.can_decode:
-        raise MemharnessError(f"--images: model {denoiser.card.id} has no decoder; its scores use latents")
-    run = fixture.runs[SAMPLER]["settings"]
-    record = {
-        "sampler": SAMPLER,
-        "guidance": float(settings.guidance),
-        "num_inference_steps": int(run["num_inference_steps"]),
-        "timesteps": list(run["timesteps"]),
-        "seeds": list(run["seeds"]),
-        "methods": {name: policy.params() for name, policy in policies.items()},
-    }
+    _check_pairing(denoiser, fixture, settings)
+    record = _section_settings(fixture, settings, policies)
     writer = FixtureWriter(root, model=fixture.model, prompts=fixture.prompts,
                            prompt_set=fixture.manifest["prompt_set"]["name"])
-    section = writer.manifest.get(SECTION)
-    if section is not None and section["settings"] != record:
-        if not overwrite:
-            raise MemharnessError(f"{root}: its mitigation runs were recorded with other settings; "
-                                  "pass --overwrite to replace them")
-        section = None
-    if section is None:
-        section = {"settings": record, "scorer": LATENT_SCORER, "files": {}}
-        writer.write_section(SECTION, section)
+    section = _open_section(writer, record, overwrite=overwrite)
     prompts = fixture.prompts[:limit]
     for done, entry in enumerate(prompts, start=1):
         pid = entry["id"]
@@ -177,15 +154,62 @@ def record_mitigation(
                                  num_inference_steps=record["num_inference_steps"], policies=policies,
                                  guidance=settings.guidance, batch_size=settings.batch_size,
                                  image_dir=settings.image_dir)
-        data = st_save(arrays)
-        rel = f"{SECTION}/{pid}.safetensors"
-        atomic_write_bytes(root / rel, data)
-        section["files"][pid] = {"file": rel, "sha256": hashlib.sha256(data).hexdigest()}
-        section.pop("scores", None)  # image scores of earlier generations no longer apply
-        writer.write_section(SECTION, section)
+        _write_prompt(writer, section, pid, arrays)
         if progress:
             progress(done, len(prompts), pid, False)
     return section
+
+
+def _check_pairing(denoiser: Denoiser, fixture: Fixture, settings: MitigationSettings) -> None:
+    """The fixture was traced by this model and has the DDIM run at g that the mitigation runs pair with."""
+    root = fixture.root
+    if denoiser.card.to_dict() != fixture.model:
+        raise MemharnessError(f"--model {denoiser.card.id}: the fixture at {root} was recorded with another model "
+                              f"card or weights ({fixture.model.get('id')!r}); mitigate with the model that traced it")
+    if float(settings.guidance) not in fixture.guidance_scales(SAMPLER):
+        raise MemharnessError(f"--fixtures {root}: no {SAMPLER} run at g={settings.guidance:g} to pair the "
+                              f"mitigation runs with; trace it first")
+    if settings.image_dir is not None and not denoiser.can_decode:
+        raise MemharnessError(f"--images: model {denoiser.card.id} has no decoder; its scores use latents")
+
+
+def _section_settings(fixture: Fixture, settings: MitigationSettings, policies: dict[str, Policy]) -> dict[str, Any]:
+    """What the section records of its runs: the paired DDIM run's steps and seeds, g and each method's
+    parameters; a resumed run must match it."""
+    run = fixture.runs[SAMPLER]["settings"]
+    return {
+        "sampler": SAMPLER,
+        "guidance": float(settings.guidance),
+        "num_inference_steps": int(run["num_inference_steps"]),
+        "timesteps": list(run["timesteps"]),
+        "seeds": list(run["seeds"]),
+        "methods": {name: policy.params() for name, policy in policies.items()},
+    }
+
+
+def _open_section(writer: FixtureWriter, record: dict[str, Any], *, overwrite: bool) -> dict[str, Any]:
+    """The fixture's mitigation section to resume, or a new empty one when there is none or
+    ``overwrite`` replaces one recorded with other settings."""
+    section = writer.manifest.get(SECTION)
+    if section is not None and section["settings"] != record:
+        if not overwrite:
+            raise MemharnessError(f"{writer.root}: its mitigation runs were recorded with other settings; "
+                                  "pass --overwrite to replace them")
+        section = None
+    if section is None:
+        section = {"settings": record, "scorer": LATENT_SCORER, "files": {}}
+        writer.write_section(SECTION, section)
+    return section
+
+
+def _write_prompt(writer: FixtureWriter, section: dict[str, Any], pid: str, arrays: dict[str, np.ndarray]) -> None:
+    """One prompt's mitigation file, then the manifest naming it with its sha256 (both atomic)."""
+    data = st_save(arrays)
+    rel = f"{SECTION}/{pid}.safetensors"
+    atomic_write_bytes(writer.root / rel, data)
+    section["files"][pid] = {"file": rel, "sha256": hashlib.sha256(data).hexdigest()}
+    section.pop("scores", None)  # image scores of earlier generations no longer apply
+    writer.write_section(SECTION, section)
 
 
 def _is_done(root: Path, entry: dict[str, Any] | None) -> bool:
