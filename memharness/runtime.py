@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError
 
 # Weight files whose bytes define a diffusers model (a folder may hold both .bin and .safetensors).
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
@@ -56,7 +56,7 @@ def set_threads(requested: int | None) -> int:
 
     n = default_threads() if requested is None else int(requested)
     if n < 1:
-        raise MemharnessError(f"--threads: must be ≥ 1, got {n}")
+        raise FieldError("threads", f"must be ≥ 1, got {n}")
     torch.set_num_threads(n)
     return n
 

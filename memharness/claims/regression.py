@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from memharness.claims.verdict import Outcome, Verdict
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError
 from memharness.trace.validate import MAX_MAGNITUDE
 
 REGRESSION = "regression"  # the verdict or the paper agreement got worse: fails the run
@@ -76,9 +76,9 @@ def _write_hint(path: Path, model: str = "M") -> str:
 
 
 def _validate_report(report: Any, path: Path, where: str) -> None:
-    def bad(what: str) -> MemharnessError:
-        return MemharnessError(f"--baseline {path}: {where}{what}; expected a `memharness check --format json` "
-                               f"report, {_write_hint(path)}")
+    def bad(what: str) -> FieldError:
+        return FieldError("baseline", f"{where}{what}; expected a `memharness check --format json` "
+                                      f"report, {_write_hint(path)}", value=path)
 
     if not isinstance(report, dict):
         raise bad("is not a JSON object")
@@ -105,16 +105,16 @@ def parse_baseline(data: Any, path: Path) -> dict[str, dict[str, Any]]:
     if isinstance(data, dict) and "models" in data and "model" not in data:
         data = data["models"]
         if not isinstance(data, list):
-            raise MemharnessError(f"--baseline {path}: 'models' is not a list; {_write_hint(path)}")
+            raise FieldError("baseline", f"'models' is not a list; {_write_hint(path)}", value=path)
     reports = data if isinstance(data, list) else [data]
     if not reports:
-        raise MemharnessError(f"--baseline {path}: an empty list holds no report; {_write_hint(path)}")
+        raise FieldError("baseline", f"an empty list holds no report; {_write_hint(path)}", value=path)
     by_model: dict[str, dict[str, Any]] = {}
     for i, report in enumerate(reports):
         _validate_report(report, path, f"item {i} " if isinstance(data, list) else "")
         if report["model"] in by_model:
-            raise MemharnessError(f"--baseline {path}: model {report['model']!r} appears twice; "
-                                  "keep one report per model")
+            raise FieldError("baseline", f"model {report['model']!r} appears twice; keep one report per model",
+                             value=path)
         by_model[report["model"]] = report
     return by_model
 
@@ -123,16 +123,16 @@ def load_baseline(path: Path) -> dict[str, dict[str, Any]]:
     """Read and validate a baseline file: {model: report}."""
     path = Path(path)
     if not path.is_file():
-        raise MemharnessError(f"--baseline {path}: file not found; {_write_hint(path)}")
+        raise FieldError("baseline", f"file not found; {_write_hint(path)}", value=path)
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise MemharnessError(f"--baseline {path}: not valid JSON{where}; {_write_hint(path)}") from None
+        raise FieldError("baseline", f"not valid JSON{where}; {_write_hint(path)}", value=path) from None
     except OSError as exc:
-        raise MemharnessError(f"--baseline {path}: cannot read it ({exc.strerror})") from None
+        raise FieldError("baseline", f"cannot read it ({exc.strerror})", value=path) from None
     except RecursionError:
-        raise MemharnessError(f"--baseline {path}: nested too deeply to be a report; {_write_hint(path)}") from None
+        raise FieldError("baseline", f"nested too deeply to be a report; {_write_hint(path)}", value=path) from None
     return parse_baseline(data, path)
 
 
@@ -140,8 +140,8 @@ def baseline_for(baselines: Mapping[str, dict[str, Any]], model: str, path: Path
     """The baseline report of ``model``; comparing against another model's numbers would be meaningless."""
     if model not in baselines:
         held = ", ".join(repr(m) for m in baselines)
-        raise MemharnessError(f"--baseline {path}: holds model {held}, not {model!r}; "
-                              f"{_write_hint(path, model)} or pass that model's baseline")
+        raise FieldError("baseline", f"holds model {held}, not {model!r}; "
+                                     f"{_write_hint(path, model)} or pass that model's baseline", value=path)
     return baselines[model]
 
 

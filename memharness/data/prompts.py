@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.models.base import Prompt
 from memharness.trace.safety import check_id
 
@@ -62,7 +62,7 @@ def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
 def load_prompt_file(path: str | Path) -> list[Prompt]:
     path = Path(path)
     if not path.is_file():
-        raise MemharnessError(f"--prompts: {path} not found")
+        raise FieldError("prompts", f"{path} not found")
     prompts, seen = [], set()
     for where, row in _rows(path):
         if not isinstance(row, dict):

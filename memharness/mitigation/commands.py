@@ -7,13 +7,20 @@ import sys
 import time
 from pathlib import Path
 
+from memharness.cli.options import (
+    add_fixture_options,
+    add_model_options,
+    add_run_options,
+    add_wait_option,
+    positive_int,
+)
+from memharness.cli.runtime import DEFAULT_MODEL, device_for, progress, terminal, weights_options, writer_lock
 from memharness.errors import MemharnessError
 from memharness.mitigation.constants import DEFAULT_GAMMA, DEFAULT_METHODS, DEFAULT_TRANSITION_T, MITIGATION_METHODS
 
 
 def _load(args: argparse.Namespace):
     """The denoiser as ``trace`` loads it: --model's card, or the card of --model-path."""
-    from memharness.cli_runtime import DEFAULT_MODEL, device_for, weights_options
     from memharness.models import load_card, load_denoiser
 
     card = load_card(args.model or DEFAULT_MODEL) if args.model or not args.model_path else None
@@ -24,7 +31,6 @@ def _load(args: argparse.Namespace):
 # --------------------------------------------------------------------------- mitigate
 def cmd_mitigate(args: argparse.Namespace) -> int:
     """Sample the fixture's prompts with each mitigation method; write its "mitigation" section."""
-    from memharness.cli_runtime import DEFAULT_MODEL, terminal, writer_lock
     from memharness.mitigation.record import MitigationSettings, record_mitigation, summarize
     from memharness.shipped import refuse_shipped, writable_fixture
     from memharness.trace.store import read_manifest
@@ -96,7 +102,6 @@ def _prompt(args: argparse.Namespace, denoiser):
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Sample one prompt with δ(t) detection (App H), optionally mitigated; write images and JSON."""
-    from memharness.cli_runtime import progress, terminal
     from memharness.mitigation.generation import generate, write_generation
 
     out = Path(args.out)
@@ -126,24 +131,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parsers
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", metavar="M", help="model id or card file (default analytic, or the card of "
-                                                     "--model-path)")
-    parser.add_argument("--model-path", metavar="PATH",
-                        help="the weights: a diffusers pipeline folder, a single-file checkpoint (.safetensors, "
-                             ".ckpt) or a hub id (the weights of --model's card, or any SD pipeline)")
-    parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1")
-    parser.add_argument("--dtype", choices=("float16", "float32", "bfloat16"),
-                        help="model dtype (default float16 on CUDA, float32 on the CPU)")
-
-
-def add_parsers(sub, positive_int) -> None:
+def add_parsers(sub) -> None:
     """The ``mitigate`` and ``generate`` subcommands, on the main parser's subparsers."""
     mit = sub.add_parser("mitigate", help="sample a fixture's prompts with mitigation methods (App H, Jain et al.) "
                                           "and record a mitigation section")
-    _model_options(mit)
-    mit.add_argument("--fixtures", metavar="DIR",
-                     help="fixture folder (default ./fixtures/<model>; the shipped ones are read-only)")
+    add_model_options(mit)
+    add_fixture_options(mit, writes=True, model=False)
     mit.add_argument("--methods", nargs="+", choices=MITIGATION_METHODS, default=list(DEFAULT_METHODS),
                      metavar="METHOD", help=f"methods to run, of {' '.join(MITIGATION_METHODS)} "
                                             f"(default {' '.join(DEFAULT_METHODS)})")
@@ -158,15 +151,13 @@ def add_parsers(sub, positive_int) -> None:
                      help="also write decoded images, DIR/mitigation/<method>/<prompt>/<seed>.png (models with a VAE)")
     mit.add_argument("--overwrite", action="store_true",
                      help="replace a mitigation section recorded with other settings")
-    mit.add_argument("--wait", action="store_true", help="wait for another writer of the fixture instead of failing")
-    from memharness.cli_runtime import add_run_options
-
+    add_wait_option(mit)
     add_run_options(mit, weights=True)
     mit.set_defaults(func=cmd_mitigate)
 
     gen = sub.add_parser("generate", help="sample one prompt with real-time detection (App H), optionally "
                                           "mitigated; writes images and the detection step per seed")
-    _model_options(gen)
+    add_model_options(gen)
     which = gen.add_mutually_exclusive_group(required=True)
     which.add_argument("--prompt", metavar="TEXT", help="prompt text")
     which.add_argument("--prompt-id", metavar="ID", help="a prompt of the model's own set, or of --prompts")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.mitigation.policies import DEFAULT_GAMMA, DeltaPolicy
 from memharness.models.base import Denoiser, Prompt
 from memharness.sampling import StepHook, sample
@@ -116,7 +116,7 @@ def write_generation(gen: Generation, out: Path, *, model: str) -> dict[str, Any
     ``out/generate.json`` with each seed's detection step; written atomically. Returns the JSON."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise MemharnessError(f"--out: {out} is a file; give a folder")
+        raise FieldError("out", f"{out} is a file; give a folder")
     files = []
     if gen.images is not None:
         from PIL import Image

@@ -33,7 +33,7 @@ import torch
 
 from memharness.analysis.detection import delta as delta_of_weights
 from memharness.analysis.detection import online_weights
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.mitigation.constants import DEFAULT_GAMMA, DEFAULT_TRANSITION_T, MITIGATION_METHODS
 from memharness.sampling import PolicyInput
 
@@ -87,7 +87,7 @@ class DeltaPolicy(Policy):
                  mitigate: bool = True) -> None:
         super().__init__()
         if not math.isfinite(gamma):  # App H's γ > 0; a negative γ asks for δ > |γ|
-            raise MemharnessError(f"--gamma: must be a finite number, got {gamma!r}")
+            raise FieldError("gamma", f"must be a finite number, got {gamma!r}")
         if rho2 is not None and not (math.isfinite(rho2) and rho2 > 0):
             raise MemharnessError(f"rho2: must be a finite number > 0, got {rho2!r}")
         if first_state < 1:
@@ -134,7 +134,7 @@ class JainStatic(Policy):
     def __init__(self, *, transition_t: int = DEFAULT_TRANSITION_T, pre_guidance: float = 0.0) -> None:
         super().__init__()
         if isinstance(transition_t, bool) or not isinstance(transition_t, int) or transition_t < 0:
-            raise MemharnessError(f"--transition: a timestep ≥ 0 is needed, got {transition_t!r}")
+            raise FieldError("transition", f"a timestep ≥ 0 is needed, got {transition_t!r}")
         if not math.isfinite(pre_guidance):
             raise MemharnessError(f"pre_guidance: must be finite, got {pre_guidance!r}")
         self.transition_t = transition_t
@@ -222,7 +222,7 @@ def make_policy(name: str, **params: Any) -> Policy:
     """A policy by name; params are its keyword options (e.g. gamma=0.2 for ``delta``)."""
     entry = POLICIES.get(name)
     if entry is None:
-        raise MemharnessError(f"--methods: unknown method {name!r}; choose from {', '.join(POLICIES)}")
+        raise FieldError("methods", f"unknown method {name!r}; choose from {', '.join(POLICIES)}")
     cls, fixed = entry
     policy = cls(**{**fixed, **params})
     policy.name = name

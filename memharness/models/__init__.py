@@ -1,6 +1,6 @@
 """Models: the Denoiser protocol, model cards and the backends behind them."""
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError
 from memharness.models.base import Denoiser, Prompt
 from memharness.models.card import ModelCard, available_cards, load_card
 from memharness.models.registry import backend_class, known_backends, register_backend
@@ -15,7 +15,7 @@ def load_denoiser(
     ``revision`` / ``variant``: which weights of a hub id (or a folder's variant files) to load."""
     if card is None:
         if not model_path:
-            raise MemharnessError("--model-path: give a diffusers pipeline folder, or a --model with a card")
+            raise FieldError("model_path", "give a diffusers pipeline folder, or a model with a card")
         return backend_class("diffusers").from_path(model_path, device=device, dtype=dtype, sampler=sampler,
                                                     revision=revision, variant=variant)
     backend = backend_class(card.backend, card_id=card.id)
@@ -23,10 +23,11 @@ def load_denoiser(
     if not backend.hub_weights:
         for option, value in hub.items():
             if value:
-                raise MemharnessError(f"--{option}: model {card.id} ({card.backend}) is not loaded from a hub")
+                raise FieldError(option, f"model {card.id} ({card.backend}) is not loaded from a hub")
         hub = {}
     if model_path and not backend.takes_weights:
-        raise MemharnessError(f"--model-path {model_path}: model {card.id} ({card.backend}) has no weights to load")
+        raise FieldError("model_path", f"model {card.id} ({card.backend}) has no weights to load",
+                         value=model_path)
     return backend.from_card(card, device=device, model_path=model_path, dtype=dtype, sampler=sampler, **hub)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.models.base import Prompt, prompt_index
 from memharness.models.card import ModelCard
 from memharness.schedule import NoiseSchedule
@@ -134,7 +134,7 @@ class AnalyticDenoiser:
     def from_card(cls, card: ModelCard, *, device: str, model_path: str | None, dtype: str | None,
                   sampler: str) -> AnalyticDenoiser:
         if dtype is not None:
-            raise MemharnessError("--dtype: the analytic model always runs in float64")
+            raise FieldError("dtype", "the analytic model always runs in float64")
         return cls(card, device=device)
 
     def __init__(self, card: ModelCard, *, device: str = "cpu") -> None:

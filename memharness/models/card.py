@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 
 _REQUIRED = ("id", "title", "backend", "latent_shape", "prediction_type", "scheduler")
 
@@ -88,7 +88,7 @@ def load_card(name_or_path: str) -> ModelCard:
         entry = _cards_dir() / f"{name_or_path}.yaml"
         if not entry.is_file():
             known = ", ".join(available_cards())
-            raise MemharnessError(f"--model: unknown model {name_or_path!r}; known models: {known}")
+            raise FieldError("model", f"unknown model {name_or_path!r}; known models: {known}")
         text, source = entry.read_text(), f"cards/{name_or_path}.yaml"
     try:
         data = yaml.safe_load(text)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.models.base import Prompt, guided_unet_outputs
 from memharness.models.card import ModelCard
 from memharness.schedule import NoiseSchedule
@@ -32,7 +32,7 @@ def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
     if name is None:
         return torch.float16 if device.type == "cuda" else torch.float32
     if name not in _DTYPES:
-        raise MemharnessError(f"--dtype: unknown dtype {name!r}; choose one of {', '.join(_DTYPES)}")
+        raise FieldError("dtype", f"unknown dtype {name!r}; choose one of {', '.join(_DTYPES)}")
     return _DTYPES[name]
 
 
@@ -281,15 +281,14 @@ def _load_pipeline(source: str, *, dtype: torch.dtype, revision: str | None = No
 
     path = Path(source).expanduser()
     common: dict[str, Any] = {"safety_checker": None, "requires_safety_checker": False}
-    option = "card hub_id" if from_card else "--model-path"
     try:
         if path.is_dir():
             kwargs = {**common, "dtype": dtype, **({"variant": variant} if variant else {})}
             return StableDiffusionPipeline.from_pretrained(path, **kwargs), path
         if path.is_file():
             if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
-                raise MemharnessError(f"--model-path: {source} is neither a diffusers folder nor a checkpoint file "
-                                      f"({', '.join(SINGLE_FILE_SUFFIXES)})")
+                raise FieldError("model_path", f"{source} is neither a diffusers folder nor a checkpoint file "
+                                                 f"({', '.join(SINGLE_FILE_SUFFIXES)})")
             if path.suffix.lower() == ".safetensors":
                 _check_safetensors(path)
             kwargs = {**common, "torch_dtype": dtype, "local_files_only": True}
@@ -298,8 +297,8 @@ def _load_pipeline(source: str, *, dtype: torch.dtype, revision: str | None = No
             # diffusers unpickles a .ckpt with torch.load(weights_only=True): tensors only, no code runs.
             return StableDiffusionPipeline.from_single_file(str(path), **kwargs), path
         if source.startswith((".", "/", "~")) or source.count("/") != 1:
-            raise MemharnessError(f"--model-path: {source} does not exist (give a diffusers folder, a "
-                                  ".safetensors/.ckpt file or a hub id like CompVis/stable-diffusion-v1-4)")
+            raise FieldError("model_path", f"{source} does not exist (give a diffusers folder, a "
+                                             ".safetensors/.ckpt file or a hub id like CompVis/stable-diffusion-v1-4)")
         kwargs = {**common, "dtype": dtype, **({"variant": variant} if variant else {}),
                   **({"revision": revision} if revision else {})}
         if vae:
@@ -308,14 +307,15 @@ def _load_pipeline(source: str, *, dtype: torch.dtype, revision: str | None = No
     except MemharnessError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        if path.is_dir() and from_card:
+            raise MemharnessError(f"cannot load folder {source}: {_first_line(exc)}") from None
         if path.is_dir():
-            where = f"{option}: cannot load a pipeline from folder {source}" if not from_card else \
-                f"cannot load folder {source}"
-            raise MemharnessError(f"{where}: {_first_line(exc)}") from None
+            raise FieldError("model_path", f"cannot load a pipeline from folder {source}: {_first_line(exc)}") \
+                from None
         if path.is_file():
             hint = "" if config else "; a single file needs the pipeline config: give --model a card whose " \
                                      "hub_id (or single_file_config) names it, as a hub id or a local diffusers folder"
-            raise MemharnessError(f"--model-path: cannot load the checkpoint {source}: {_first_line(exc)}{hint}") \
+            raise FieldError("model_path", f"cannot load the checkpoint {source}: {_first_line(exc)}{hint}") \
                 from None
         raise MemharnessError(f"cannot load hub id {source!r}: {_first_line(exc)}; without network, download the "
                               "weights elsewhere and pass --model-path with the folder or file") from None
@@ -328,7 +328,7 @@ def _check_safetensors(path: Path) -> None:
         with safe_open(str(path), framework="pt") as handle:
             handle.keys()
     except Exception as exc:  # noqa: BLE001 - any reader failure is one line
-        raise MemharnessError(f"--model-path: {path} is not a readable safetensors file ({_first_line(exc)})") \
+        raise FieldError("model_path", f"{path} is not a readable safetensors file ({_first_line(exc)})") \
             from None
 
 

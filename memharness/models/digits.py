@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.models.base import Prompt, guided_unet_outputs, prompt_index
 from memharness.models.card import ModelCard
 
@@ -142,7 +142,7 @@ class DigitsDenoiser:
     def from_card(cls, card: ModelCard, *, device: str, model_path: str | None, dtype: str | None,
                   sampler: str) -> DigitsDenoiser:
         if dtype not in (None, "float32"):
-            raise MemharnessError(f"--dtype: model {card.id} (zoo) runs in float32 only")
+            raise FieldError("dtype", f"model {card.id} (zoo) runs in float32 only")
         if card.params.get("organism", "digits") not in ORGANISMS:
             raise MemharnessError(f"card {card.id}: unknown zoo organism {card.params.get('organism')!r}; "
                                   f"known: {', '.join(ORGANISMS)}")

@@ -261,7 +261,7 @@ def test_trace_bad_settings(tmp_path, argv, needles, capsys):
 def test_check_fixtures_with_two_models(small_fixture_master, capsys):
     rc = run_cli(["check", "--fixtures", str(small_fixture_master), "--model", "x", "--model", "y"])
     _, err = capsys.readouterr()
-    assert_one_line_error(rc, err, "--fixtures", "--model")
+    assert_one_line_error(rc, err, "--fixtures", "x/, y/")
 
 
 def test_check_unknown_claim(small_fixture_master, capsys):

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from memharness.cli import RESIZE_CHOICES, main
+from memharness.cli import main
+from memharness.cli.score import RESIZE_CHOICES
 
 
 def test_prompts_webster_prints_table1_denominators(capsys):

@@ -17,7 +17,7 @@ pytest.importorskip("transformers")
 
 import torch  # noqa: E402
 
-from memharness.errors import MemharnessError  # noqa: E402
+from memharness.errors import FieldError, MemharnessError  # noqa: E402
 from memharness.models import load_card, load_denoiser  # noqa: E402
 from memharness.models.diffusers_sd import (  # noqa: E402
     DiffusersDenoiser,
@@ -128,8 +128,9 @@ def test_v_prediction_folder_alone(tiny_v, offline):
 
 
 def test_no_card_and_no_folder():
-    with pytest.raises(MemharnessError, match="--model-path"):
+    with pytest.raises(FieldError, match="^model_path: ") as info:
         load_denoiser(None)
+    assert info.value.field == "model_path"  # the CLI says --model-path
 
 
 # --------------------------------------------------------------------------- a card with a folder
@@ -377,4 +378,4 @@ def test_resolve_dtype_rejects_other_names(name):
     with pytest.raises(MemharnessError) as info:
         resolve_dtype(name, torch.device("cpu"))
     message = str(info.value)
-    assert message.startswith("--dtype") and "float16" in message and "\n" not in message
+    assert message.startswith("dtype: ") and "float16" in message and "\n" not in message  # the CLI: --dtype

@@ -14,7 +14,8 @@ import pytest
 import memharness.claims
 from memharness.claims.regression import Change
 from memharness.claims.verdict import Agreement, Outcome, Verdict
-from memharness.cli import _console, main
+from memharness.cli import main
+from memharness.cli.runtime import terminal
 from memharness.report.junit import junit_xml
 from memharness.report.markdown import markdown_report
 from memharness.report.matrix import verdict_matrix
@@ -48,8 +49,8 @@ TWIN = ModelReport(model="twin", verdicts=VERDICTS[:2], fixtures={"path": "fixtu
 
 
 def plain_text(renderable) -> str:
-    """What the CLI prints into a file or a pipe: the console of cli._console, 120 columns, no styles."""
-    console, plain = _console(io.StringIO())
+    """What the CLI prints into a file or a pipe: the console of cli.runtime.terminal, 120 columns, no styles."""
+    console, plain = terminal(io.StringIO())
     assert plain
     console.print(renderable)
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"

@@ -37,19 +37,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("memharness.claims",),
     # reporters
     ("memharness.report",),
-    # what the commands share, and the entry points beside the CLI
-    ("memharness.cli_runtime", "memharness.guide", "memharness.zoo", "memharness.mitigation.commands",
-     "memharness.pytest_plugin"),
-    # the command line
+    # what the commands share (fixtures, console, device, options), and the entry points beside the CLI
+    ("memharness.cli.runtime", "memharness.cli.options", "memharness.guide", "memharness.zoo",
+     "memharness.mitigation.commands", "memharness.pytest_plugin"),
+    # the command line: its entry point and one module per command
     ("memharness.cli", "memharness.__main__"),
 )
-
-# Known upward arrows, each with what removes it. Keep this empty; an entry is a debt, not a rule.
-ALLOWED_UPWARD: dict[tuple[str, str], str] = {
-    # The plugin finds fixtures as `check` does (fixture_targets, open_fixture); those move out of
-    # cli.py into the CLI package's runtime module: removed by the CLI split (#18 item 1).
-    ("memharness.pytest_plugin", "memharness.cli"): "removed by the CLI split (#18 item 1)",
-}
 
 
 def _modules() -> dict[str, Path]:
@@ -167,8 +160,8 @@ def test_the_graph_sees_the_package():
     """A parser that found nothing would pass every rule below."""
     assert len(MODULES) > 50 and "memharness.cli" in MODULES and "memharness.models.base" in MODULES
     assert sum(len(v) for v in GRAPH.values()) > 200
-    # a lazy import inside a function counts: the CLI imports its commands' modules that way
-    assert any(t == "memharness.claims.engine" for t, _, _ in GRAPH["memharness.cli"])
+    # a lazy import inside a function counts: the commands import the engine that way
+    assert any(t == "memharness.claims.engine" for t, _, _ in GRAPH["memharness.cli.check"])
 
 
 def test_no_import_circles():
@@ -185,15 +178,9 @@ def test_no_upward_imports():
     upward = []
     for module, imports in GRAPH.items():
         for target, _, line in imports:
-            if _layer(target) > _layer(module) and (module, target) not in ALLOWED_UPWARD:
+            if _layer(target) > _layer(module):
                 upward.append(f"{module}:{line} imports {target} (layer {_layer(module)} → {_layer(target)})")
     assert not upward, "imports from a lower layer to a higher one:\n" + "\n".join(sorted(set(upward)))
-
-
-def test_allowed_upward_arrows_still_exist():
-    """An allow-list entry whose import is gone must go too, or it would hide the next one."""
-    for module, target in ALLOWED_UPWARD:
-        assert any(t == target for t, _, _ in GRAPH.get(module, [])), f"{module} → {target} is gone: drop the entry"
 
 
 def _package_of(module: str) -> str:
@@ -224,3 +211,4 @@ def test_the_rules_catch_a_circle_and_an_upward_arrow():
     assert _layer("memharness.trace.store") < _layer("memharness.models.base") < _layer("memharness.trace.tracer")
     assert _layer("memharness.mitigation.commands") > _layer("memharness.claims.engine")
     assert _layer("memharness.cli") > _layer("memharness.pytest_plugin")
+    assert _layer("memharness.cli.check") > _layer("memharness.cli.runtime") == _layer("memharness.pytest_plugin")

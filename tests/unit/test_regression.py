@@ -211,7 +211,8 @@ def test_parse_rejects_a_wrong_structure(data, needle):
     with pytest.raises(MemharnessError) as info:
         parse_baseline(data, Path("b.json"))
     message = str(info.value)
-    assert "--baseline b.json" in message and needle in message and "\n" not in message
+    assert message.startswith("baseline b.json: ") and needle in message and "\n" not in message
+    assert (info.value.field, info.value.value) == ("baseline", Path("b.json"))  # the CLI says --baseline b.json
 
 
 def test_load_missing_and_broken_files(tmp_path):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from memharness.cli import default_fixture_dir, main
+from memharness.cli import main
+from memharness.cli.runtime import default_fixture_dir
 from memharness.shipped import claims_folder, is_shipped, shipped_fixture, shipped_fixtures
 
 SHIPPED_MODELS = ("analytic", "digits", "digits-control", "digits-graded")
