@@ -1,15 +1,18 @@
 """pytest plugin: every claim × model is a pytest item, so -k, -n auto and --junitxml work as usual.
 
     pytest --memharness-model analytic [--memharness-fixtures DIR] [--memharness-strict]
-           [--memharness-baseline FILE] [-n auto]
+           [--memharness-baseline FILE [--memharness-fail-on-drift]] [-n auto]
 
 Items are named ``memharness::<model>::<claim>``. The plugin is inert unless --memharness-model or
 --memharness-fixtures is given. At start-up it imports only pytest; the claim engine (numpy, scipy,
 safetensors, never torch) loads at collection, and each process opens each fixture once.
 
 Outcomes: FAIL fails with the claim, measured value [CI], paper value and reason; SKIP skips;
-INCONCLUSIVE passes with an ``InconclusiveClaimWarning`` in the warnings summary, and fails with
---memharness-strict. The verdict's numbers go to ``item.user_properties`` (hence --junitxml).
+INCONCLUSIVE skips too ("INCONCLUSIVE: reason"; the fixture decided nothing, so it is not a pass, as in
+`check --format junit`), and fails with --memharness-strict. Against a baseline, as `check --baseline`:
+a regression fails, a FAIL the baseline records passes with a ``KnownFailureWarning``, and with
+--memharness-fail-on-drift drift away from the paper's value fails too. The verdict's numbers go to
+``item.user_properties`` (hence --junitxml).
 An item's location is its claim file (``<claim>.yaml:1``): failures, skips and warnings point there,
 not at this plugin.
 """
@@ -23,16 +26,12 @@ from typing import Any
 import pytest
 
 
-class InconclusiveClaimWarning(UserWarning):
-    """A claim the fixture could not decide (too few prompts, or a CI across the bound)."""
-
-
 class KnownFailureWarning(UserWarning):
     """A FAIL the baseline already records (--memharness-baseline): a known finding, not a regression."""
 
 
 class ClaimFailed(Exception):
-    """A FAIL verdict (or INCONCLUSIVE under --memharness-strict); the message is the whole report."""
+    """A FAIL verdict (or INCONCLUSIVE under --memharness-strict), or a regression; the message is the whole report."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,6 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--memharness-baseline", metavar="FILE",
                     help="a `memharness check --format json` report to compare with: only a regression against "
                          "it fails (a FAIL the baseline already records is a known finding), as `check --baseline`")
+    group.addoption("--memharness-fail-on-drift", action="store_true",
+                    help="with --memharness-baseline, drift away from the paper's value fails too, as "
+                         "`check --fail-on-drift`; a move toward it never does")
 
 
 _NODE_ID = re.compile(r"^(?:.*[/\\])?memharness::([^:]+)(?:::([^:]+))?$")
@@ -93,9 +95,16 @@ _VALUED = {"--memharness-model", "--memharness-fixtures", "--memharness-baseline
 _SELECTED = pytest.StashKey[list]()
 
 
+# The plugin's option for each field a FieldError names; other fields keep their own name.
+_OPTIONS = {"model": "--memharness-model", "fixtures": "--memharness-fixtures", "baseline": "--memharness-baseline"}
+
+
 def _error_line(exc: BaseException) -> str:
-    """A MemharnessError names the CLI's options; here they are spelled --memharness-*."""
-    return "memharness: error: " + re.sub(r"(?<![\w-])--(model|fixtures|baseline)\b", r"--memharness-\1", str(exc))
+    """The one line of a MemharnessError, a field named as this plugin's option (FieldError)."""
+    from memharness.errors import FieldError
+
+    text = exc.render(_OPTIONS.get(exc.field, exc.field)) if isinstance(exc, FieldError) else str(exc)
+    return "memharness: error: " + text
 
 
 def _active(config: pytest.Config) -> bool:
@@ -138,7 +147,7 @@ class ClaimsCollector(pytest.Collector):
 
     def collect(self) -> list[pytest.Collector]:
         from memharness.claims import load_specs
-        from memharness.cli import fixture_targets, open_fixture
+        from memharness.cli.runtime import fixture_targets, open_fixture
 
         config = self.config
         targets = fixture_targets(config.getoption("memharness_model"), config.getoption("memharness_fixtures"))
@@ -199,27 +208,35 @@ class ClaimItem(pytest.Item):
         verdict = run_claims(self.parent.fixture, [self.spec])[0]
         self.user_properties.extend(verdict_properties(verdict))
         strict = self.config.getoption("memharness_strict")
-        if self.parent.base is not None:  # against a baseline only a regression fails, as `check --baseline`
-            from memharness.claims.regression import compare
-
-            changes = compare(self.parent.base, [verdict], {self.spec.id: self.spec.regression_tolerance},
-                              only=(self.spec.id,))
-            baseline = self.config.getoption("memharness_baseline")
-            for change in changes:
-                self.user_properties.append(("baseline_change", f"{change.kind}: {change.reason}"))
-                if change.is_regression:
-                    raise ClaimFailed(f"{failure_text(self.model, verdict)}\nregression against {baseline}: "
-                                      f"{change.reason}")
-            if verdict.verdict is Outcome.FAIL and not strict:
-                self._warn(KnownFailureWarning(f"known FAIL (the baseline {baseline} records it): "
-                                               f"{failure_text(self.model, verdict)}"))
-                return
+        if self.parent.base is not None and self._known_failure(verdict, strict=strict):
+            return
         if verdict.verdict is Outcome.FAIL or (strict and verdict.verdict is Outcome.INCONCLUSIVE):
             raise ClaimFailed(failure_text(self.model, verdict))
         if verdict.verdict is Outcome.SKIP:
             pytest.skip(verdict.reason)
-        if verdict.verdict is Outcome.INCONCLUSIVE:
-            self._warn(InconclusiveClaimWarning(failure_text(self.model, verdict)))
+        if verdict.verdict is Outcome.INCONCLUSIVE:  # decided nothing: not a pass (as `check --format junit`)
+            pytest.skip(f"INCONCLUSIVE: {verdict.reason}")
+
+    def _known_failure(self, verdict: Any, *, strict: bool) -> bool:
+        """Against the baseline, as `check --baseline`: a regression (or drift, with --memharness-fail-on-drift)
+        fails; a FAIL the baseline records is a known finding, warned about (True: the item passes)."""
+        from memharness.claims import Outcome
+        from memharness.claims.regression import compare
+        from memharness.report.junit import failure_text
+
+        changes = compare(self.parent.base, [verdict], {self.spec.id: self.spec.regression_tolerance},
+                          only=(self.spec.id,))
+        baseline = self.config.getoption("memharness_baseline")
+        fail_on_drift = self.config.getoption("memharness_fail_on_drift")
+        self.user_properties.extend(("baseline_change", f"{c.kind}: {c.reason}") for c in changes)
+        failing = [f"{c.kind} against {baseline}: {c.reason}" for c in changes if c.fails(fail_on_drift=fail_on_drift)]
+        if failing:
+            raise ClaimFailed("\n".join([failure_text(self.model, verdict), *failing]))
+        if verdict.verdict is Outcome.FAIL and not strict:
+            self._warn(KnownFailureWarning(f"known FAIL (the baseline {baseline} records it): "
+                                           f"{failure_text(self.model, verdict)}"))
+            return True
+        return False
 
     @property
     def claim_file(self) -> str:

@@ -38,7 +38,8 @@ def test_nothing_regressed_nothing_fails(pytester, small_fixture_master, baselin
     [report] = json.loads(baseline.read_text())["models"]
     verdicts = [c["verdict"] for c in report["claims"]]
     result = _run(pytester, small_fixture_master, baseline)
-    result.assert_outcomes(passed=len(verdicts) - verdicts.count("SKIP"), skipped=verdicts.count("SKIP"))
+    undecided = verdicts.count("SKIP") + verdicts.count("INCONCLUSIVE")  # skipped, not passed
+    result.assert_outcomes(passed=len(verdicts) - undecided, skipped=undecided)
     if "FAIL" in verdicts:  # a FAIL the baseline records is a known finding, warned about
         result.stdout.fnmatch_lines(["*KnownFailureWarning: known FAIL*"])
 
@@ -79,3 +80,32 @@ def test_node_ids_rerun_as_printed(pytester, small_fixture_master):
     again.stdout.fnmatch_lines(["*2 selected*"])
     beside = pytester.runpytest_subprocess(*common, "test_own.py", "memharness::analytic::overestimation")
     beside.stdout.fnmatch_lines(["*test_own.py::test_own PASSED*", "*memharness::analytic::overestimation*"])
+
+
+def _drifted(baseline) -> str:
+    """Move one claim's baseline value so that today's value lies beyond its tolerance, away from the paper."""
+    from memharness.claims import load_specs
+
+    data = json.loads(baseline.read_text())
+    [report] = data["models"]
+    tolerance = {spec.id: spec.regression_tolerance for spec in load_specs()}
+    for claim in report["claims"]:
+        tol, now, paper = tolerance.get(claim["id"]), claim.get("measured"), claim.get("paper_number")
+        if tol is None or now is None or (paper is not None and abs(paper - now) <= tol):
+            continue
+        step = 2 * tol if paper is None or paper > now else -2 * tol
+        claim["measured"] = now + step  # the baseline was nearer the paper: today's value drifted away
+        baseline.write_text(json.dumps(data))
+        return claim["id"]
+    pytest.skip("no claim with a tolerance to drift on the small fixture")
+
+
+def test_drift_fails_only_with_fail_on_drift(pytester, small_fixture_master, baseline):
+    """--memharness-fail-on-drift mirrors `check --fail-on-drift`: drift is told, and fails only with it."""
+    claim = _drifted(baseline)
+    node = f"memharness::analytic::{claim}"
+    told = _run(pytester, small_fixture_master, baseline, node)
+    assert told.ret == 0 and "FAILED" not in told.stdout.str()
+    failed = _run(pytester, small_fixture_master, baseline, node, "--memharness-fail-on-drift")
+    failed.stdout.fnmatch_lines([f"*drift against {baseline}: measured*", f"FAILED *memharness::analytic::{claim}*"])
+    assert failed.ret == 1

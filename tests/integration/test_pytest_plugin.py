@@ -31,8 +31,9 @@ def expected(small_fixture_master) -> dict[str, str]:
 
 
 def outcomes(verdicts: dict[str, str]) -> dict[str, int]:
+    """Only a PASS passes: an INCONCLUSIVE claim decided nothing and is skipped, like a SKIP."""
     counts = Counter(verdicts.values())
-    return {"passed": counts["PASS"] + counts["INCONCLUSIVE"], "failed": counts["FAIL"], "skipped": counts["SKIP"]}
+    return {"passed": counts["PASS"], "failed": counts["FAIL"], "skipped": counts["SKIP"] + counts["INCONCLUSIVE"]}
 
 
 def test_import_is_light():
@@ -42,7 +43,7 @@ def test_import_is_light():
         import memharness.pytest_plugin
         assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'start-up'
         from memharness.claims import load_specs, run_claims
-        from memharness.cli import fixture_targets, open_fixture
+        from memharness.cli.runtime import fixture_targets, open_fixture
         from memharness.report.junit import failure_text
         [(model, root)] = fixture_targets(['analytic'], None)
         run_claims(open_fixture(model, root)[1], [s for s in load_specs() if s.id == {CLAIM!r}])
@@ -81,6 +82,8 @@ def test_xdist_and_junitxml(pytester, small_fixture_master, expected):
     assert props["verdict"] == expected[CLAIM]
     assert float(props["ci_low"]) <= float(props["measured"]) <= float(props["ci_high"])
     assert {"p_value", "paper", "n_memorized", "n_normal"} <= set(props)
+    for claim, verdict in expected.items():  # pytest's own JUnit XML: only a PASS is a pass
+        assert (cases[claim].find("skipped") is not None) == (verdict in ("SKIP", "INCONCLUSIVE")), claim
 
 
 FORCE = """
@@ -113,17 +116,18 @@ def forced(pytester, monkeypatch) -> str:
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_fail_and_inconclusive(pytester, small_fixture_master, forced, strict):
-    args = ["-k", f"{CLAIM} or {forced}", "-W", "default"] + (["--memharness-strict"] if strict else [])
+    args = ["-k", f"{CLAIM} or {forced}", "-W", "default", "-rs"] + (["--memharness-strict"] if strict else [])
     result = run(pytester, small_fixture_master, *args)
-    # -k selects claims as usual
-    result.assert_outcomes(passed=0 if strict else 1, failed=2 if strict else 1, deselected=len(load_specs()) - 2)
+    # -k selects claims as usual; INCONCLUSIVE is skipped, never passed
+    result.assert_outcomes(passed=0, failed=2 if strict else 1, skipped=0 if strict else 1,
+                           deselected=len(load_specs()) - 2)
     out = result.stdout.str()
     assert f"{CLAIM} on analytic: FAIL" in out and "forced FAIL" in out and "paper x̂0(T) ≈ g·x" in out
     assert "Traceback" not in out and "def runtest" not in out  # the verdict, not the plugin's code
     if strict:
         assert f"{forced}.yaml:1: {forced} on analytic: INCONCLUSIVE" in out
     else:
-        assert f"{forced}.yaml:1: InconclusiveClaimWarning: {forced} on analytic: INCONCLUSIVE" in out
+        result.stdout.fnmatch_lines([f"SKIPPED [[]1[]] *{forced}.yaml:1: INCONCLUSIVE: forced INCONCLUSIVE"])
     assert f"{CLAIM}.yaml:1: {CLAIM} on analytic: FAIL" in out  # at the claim file, not the plugin's line
     assert "pytest_plugin.py" not in out
     assert result.ret == 1
@@ -143,3 +147,25 @@ def test_bad_fixture_is_one_collection_error(pytester, tmp_path):
     assert result.ret == 2
     errors = [line for line in result.stdout.lines if line.startswith("memharness: error: ")]
     assert len(errors) == 1 and "nowhere" in errors[0] and "--memharness-fixtures" in errors[0], result.stdout.str()
+
+
+def test_zero_memorized_prompts_is_not_green(pytester, small_fixture):
+    """As `check` (test_reports): a fixture with no memorized prompt decides nothing, so no claim it cannot
+    decide passes: pytest's JUnit XML reports them skipped, and --memharness-strict fails."""
+    from tests.helpers import write_scores
+
+    write_scores(small_fixture, lambda prompts: [0.0] * len(prompts))
+    verdicts = {v.id: v.verdict.value for v in run_claims(Fixture(small_fixture), load_specs())}
+    undecided = {claim for claim, verdict in verdicts.items() if verdict in ("INCONCLUSIVE", "SKIP")}
+    assert undecided, verdicts
+    report = pytester.path / "claims.xml"
+    result = run(pytester, small_fixture, f"--junitxml={report}")
+    result.assert_outcomes(**outcomes(verdicts))
+    cases = {case.get("name"): case for case in ET.parse(report).getroot().iter("testcase")}
+    for claim in undecided:
+        assert cases[claim].find("skipped") is not None and cases[claim].find("failure") is None, claim
+    strict = run(pytester, small_fixture, "--memharness-strict")
+    assert strict.ret == 1
+    counts = Counter(verdicts.values())  # strict: an INCONCLUSIVE claim fails; a SKIP stays a skip
+    strict.assert_outcomes(passed=counts["PASS"], failed=counts["FAIL"] + counts["INCONCLUSIVE"],
+                           skipped=counts["SKIP"])
