@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from memharness.claims.checks import CHECKS, Context
+from memharness.claims.checks import CHECKS
+from memharness.claims.checks.common import run_check
 from memharness.claims.params import resolve
 from memharness.claims.spec import ClaimSpec
 from memharness.claims.verdict import Agreement, Outcome, Verdict
@@ -59,7 +60,7 @@ def _robustness(fixture: Fixture, spec: ClaimSpec) -> dict[str, str]:
     for name, values in (spec.alternatives or {}).items():
         for value in values:
             alternative = dataclasses.replace(spec, parameters={**spec.parameters, name: value})
-            out[f"{name}={value}"] = CHECKS[spec.id](Context(fixture, alternative)).verdict.value
+            out[f"{name}={value}"] = run_check(fixture, alternative).verdict.value
     return out
 
 
@@ -78,7 +79,7 @@ def run_claims(fixture: Fixture, specs: Sequence[ClaimSpec], *, only: Sequence[s
     verdicts = []
     for spec in specs:
         start = time.perf_counter()
-        verdict = CHECKS[spec.id](Context(fixture, spec))
+        verdict = run_check(fixture, spec)
         verdict = dataclasses.replace(verdict, agreement=agreement(verdict, spec.paper_number),
                                       paper_number=(spec.paper_number or {}).get("value"))
         if alternatives and verdict.verdict is not Outcome.SKIP:
@@ -110,6 +111,8 @@ class PermutedScores:
             for method in values:
                 values[method] = permute(values[method])
 
+    scores_for = Fixture.scores_for  # reads the permuted self.scores, not the fixture's
+
     def __getattr__(self, name: str):
         return getattr(self._fixture, name)
 
@@ -127,7 +130,7 @@ def null_pass_rates(fixture: Fixture, specs: Sequence[ClaimSpec], *, permutation
     for k in range(permutations):
         permuted = PermutedScores(fixture, rng.permutation(n_prompts))
         for spec in applies:
-            if CHECKS[spec.id](Context(permuted, spec)).verdict is Outcome.PASS:
+            if run_check(permuted, spec).verdict is Outcome.PASS:
                 passes[spec.id] += 1
         if progress is not None:
             progress(k + 1, permutations)

@@ -27,7 +27,6 @@ from memharness.claims.checks.overfitting import measure_scores
 from memharness.claims.spec import ClaimSpec
 from memharness.schedule import NoiseSchedule
 from memharness.scoring.labels import Labels, memorization_labels
-from memharness.trace import schema
 from memharness.trace.store import Fixture, Group
 
 
@@ -259,14 +258,13 @@ def dose_response(src: Source) -> dict:
     has = np.isfinite(counts)
     claim = "guidance-drives-memorization"
     sampler = src.param(claim, "sampler")
-    low, high = float(src.param(claim, "without_guidance")), float(src.param(claim, "with_guidance"))
+    low, high = float(src.param(claim, "baseline_guidance")), float(src.param(claim, "guidance"))
     labels = src.labels(claim)
-    values = (src.fixture.scores or {}).get("values", {}).get(sampler, {})
     ids = [p["id"] for p in src.fixture.prompts]
     scores, ks, rho = {}, {}, {}
     for g in (low, high):
-        by_prompt = values.get(schema.guidance_key(g))
-        if not by_prompt:
+        by_prompt = src.fixture.scores_for(sampler, g)
+        if by_prompt is None:
             raise Unavailable(f"no memorization scores for {sampler} g={g:g}")
         scores[g] = np.array([by_prompt[pid]["score"] for pid in ids], dtype=float)
         ks[g] = overestimation(src.group(sampler, g))[..., 0].mean(1)  # (P,)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memharness.trace import schema
 from memharness.trace.store import Fixture
 
 THRESHOLD = 0.75  # §3.1: a score ≥ 0.75 marks a copy with 90 % precision (Pizzi et al.)
@@ -29,12 +28,10 @@ def memorization_labels(
     fixture: Fixture, *, sampler: str = "ddim", guidance: float = 7.5, threshold: float = THRESHOLD
 ) -> Labels | None:
     """Labels from the scores of (sampler, guidance); None when the fixture has no such scores."""
+    by_prompt = fixture.scores_for(sampler, guidance)
+    if by_prompt is None:
+        return None
     scores = fixture.scores
-    if not scores:
-        return None
-    by_prompt = scores.get("values", {}).get(sampler, {}).get(schema.guidance_key(guidance))
-    if not by_prompt:
-        return None
     ids = tuple(p["id"] for p in fixture.prompts)
     values = np.array([by_prompt[pid]["score"] for pid in ids], dtype=np.float64)
     return Labels(

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from memharness.analysis import decomposition_weights, overestimation_factor, x0_hat_cosine, x0_hat_norm2
+from memharness.claims import needs
 from memharness.claims.checks.registry import CHECKS, COMMON_PARAMS
 from memharness.claims.params import SAMPLERS, Param, resolve
 from memharness.claims.spec import ClaimSpec
@@ -18,13 +19,16 @@ from memharness.scoring.labels import Labels, memorization_labels
 from memharness.trace.store import Fixture, Group
 
 # Declarations several checks share.
-SAMPLER = Param(str, "ddim", choices=SAMPLERS)
+SAMPLER = Param(str, "ddim", choices=SAMPLERS, doc="the sampler of the run the check reads")
 MIN_AUC = Param(float, 0.75, low=0.5, high=1.0, doc="the AUC a memorized-versus-normal contrast must clear")
 EARLY_STEPS = Param(int, 10, low=1, high=10_000, doc="the first steps, where overestimation lives (Fig 12)")
 
 
-def guidance(default: float) -> Param:
-    return Param(float, default, low=0.0, high=100.0)
+def guidance(default: float, doc: str = "the guidance scale g of the run the check reads") -> Param:
+    """One g. The names: ``guidance`` (the run's g), ``baseline_guidance`` (the g a contrast starts from),
+    ``guidance_scales`` (several g's), ``label_guidance`` (the g of the scores the labels come from);
+    memharness.claims.needs.RUN_SCALES lists those that name the run."""
+    return Param(float, default, low=0.0, high=100.0, doc=doc)
 
 
 class Context:
@@ -36,6 +40,10 @@ class Context:
             declared = CHECKS[spec.id].params if spec.id in CHECKS else COMMON_PARAMS
         self.params = resolve(declared, spec.parameters, source=spec.source or spec.id)
         self._labels: Labels | None = None
+
+    def unmet_needs(self) -> str | None:
+        """Why the fixture lacks what the claim file's ``needs`` and run parameters ask for, or None."""
+        return needs.unmet(self.fixture, self.spec.needs, self.params)
 
     def param(self, name: str) -> Any:
         """A declared parameter's value (the claim file's, else the declaration's default)."""
@@ -106,6 +114,12 @@ class Context:
                        verdict=Outcome.SKIP, paper=self.spec.paper_value, reason=reason, scope=self.spec.scope)
 
 
+def run_check(fixture: Fixture, spec: ClaimSpec) -> Verdict:
+    """The claim's check on ``fixture``, or SKIP naming what its ``needs`` lack there."""
+    ctx = Context(fixture, spec)
+    if reason := ctx.unmet_needs():
+        return ctx.skip(reason)
+    return CHECKS[spec.id](ctx)
 
 
 # --- per-seed quantities of a Group, shaped (P, N, S) or (P, N, S+1) ---------------------------------

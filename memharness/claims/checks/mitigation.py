@@ -12,10 +12,9 @@ from memharness.claims.params import Param
 from memharness.claims.statistics import combine, mean_difference, paired_increase
 from memharness.mitigation.constants import MITIGATION_METHODS
 from memharness.scoring.latent import LATENT_SCORER
-from memharness.trace import schema
 
 
-def _mitigated_train(ctx: Context, section: dict, method: str, scorer: str) -> np.ndarray | str:
+def mitigated_train(ctx: Context, section: dict, method: str, scorer: str) -> np.ndarray | str:
     """Train similarity of the mitigated generations per prompt, in the fixture scorer's terms; or a SKIP reason."""
     ids = [p["id"] for p in ctx.fixture.prompts]
     if scorer == LATENT_SCORER:  # mean over seeds of cos(x_0, x), as the latent score's "train"
@@ -29,13 +28,13 @@ def _mitigated_train(ctx: Context, section: dict, method: str, scorer: str) -> n
     return np.array([float(values[pid]["train"]) for pid in ids])
 
 
-def _unmitigated_train(ctx: Context, sampler: str, g: float, scorer: str) -> np.ndarray:
+def unmitigated_train(ctx: Context, sampler: str, g: float, scorer: str) -> np.ndarray:
     """Train similarity of the unmitigated generations per prompt, from the same source as the mitigated."""
     if scorer == LATENT_SCORER:  # from the trajectories, not the scores: a permutation of the scores moves labels only
         group = ctx.group(sampler, g)
         x0_x, x0_2, x_2 = group.inner_final("x_0", "x"), group.inner_final("x_0", "x_0"), group.inner_final("x", "x")
         return (x0_x / np.sqrt(x0_2 * x_2)).mean(axis=1)
-    by_prompt = ctx.fixture.scores["values"][sampler][schema.guidance_key(g)]
+    by_prompt = ctx.fixture.scores_for(sampler, g)
     return np.array([float(by_prompt[pid]["train"]) for pid in ctx.labels().prompt_ids])
 
 
@@ -71,12 +70,12 @@ def mitigation(ctx: Context):
                         "`memharness mitigate --overwrite`")
     labels = ctx.labels()
     scorer = labels.scorer
-    after = _mitigated_train(ctx, section, method, scorer)
+    after = mitigated_train(ctx, section, method, scorer)
     if isinstance(after, str):
         return ctx.skip(after)
     if early := ctx.preflight(sampler, g):
         return early
-    before = _unmitigated_train(ctx, sampler, g, scorer)
+    before = unmitigated_train(ctx, sampler, g, scorer)
     drop, mem = before - after, labels.memorized
     similarity = "latent cos(x_0, x)" if scorer == LATENT_SCORER else f"SSCD_train ({scorer})"
     opts = ctx.decide_opts()
@@ -99,7 +98,7 @@ def mitigation(ctx: Context):
         "flagged_memorized": float(flagged[mem].mean()), "flagged_normal": float(flagged[~mem].mean()),
     }
     for other in (m for m in settings["methods"] if m != method):  # for comparison, not part of the verdict
-        values = _mitigated_train(ctx, section, other, scorer)
+        values = mitigated_train(ctx, section, other, scorer)
         if not isinstance(values, str):
             details[f"after_memorized_{other}"] = float(values[mem].mean())
             details[f"after_normal_{other}"] = float(values[~mem].mean())

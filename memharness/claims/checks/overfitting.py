@@ -11,7 +11,6 @@ from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import combine, compare_groups, paired_increase
 from memharness.claims.verdict import Outcome
-from memharness.trace import schema
 
 
 @register("overfit-without-guidance", params={
@@ -55,29 +54,29 @@ def loss_reversal(ctx: Context):
 
 
 def measure_scores(ctx: Context) -> dict | str:
-    """Fig 3: each prompt's score (Eq 9) without and with guidance; or why the fixture has none."""
+    """Fig 3: each prompt's score (Eq 9) at baseline_guidance and at guidance; or why the fixture has none."""
     sampler = ctx.param("sampler")
-    low, high = ctx.param("without_guidance"), ctx.param("with_guidance")
-    values = (ctx.fixture.scores or {}).get("values", {}).get(sampler, {})
-    missing = [g for g in (low, high) if schema.guidance_key(g) not in values]
+    low, high = ctx.param("baseline_guidance"), ctx.param("guidance")
+    by_scale = {g: ctx.fixture.scores_for(sampler, g) for g in (low, high)}
+    missing = [g for g, by_prompt in by_scale.items() if by_prompt is None]
     if missing:
         return f"the fixture has no memorization scores for {sampler} g={missing[0]:g}"
     ids = [p["id"] for p in ctx.fixture.prompts]
-    before, after = (np.array([values[schema.guidance_key(g)][pid]["score"] for pid in ids]) for g in (low, high))
+    before, after = (np.array([by_scale[g][pid]["score"] for pid in ids]) for g in (low, high))
     return {"low": low, "high": high, "before": before, "after": after,
             "scorer": ctx.fixture.scores.get("scorer", "unknown")}
 
 
 @register("guidance-drives-memorization", params={
     "sampler": SAMPLER,
-    "without_guidance": guidance(1.0),
-    "with_guidance": guidance(7.5),
+    "baseline_guidance": guidance(1.0, doc="the g the rise is measured from (no guidance: g = 1)"),
+    "guidance": guidance(7.5, doc="the g the rise is measured to (the paper's setting)"),
     "min_rise": Param(float, 0.1, low=0.0, high=1.0, doc="the mean paired rise of the score that counts"),
 }, null_not_applicable="it reads only the scores: a permutation moves each prompt's scores at both scales together")
 def guidance_drives_memorization(ctx: Context):
     """Fig 3: the prompts memorized at g = 7.5 score higher there than at g = 1 (paired, per prompt)."""
     sampler = ctx.param("sampler")
-    low, high = ctx.param("without_guidance"), ctx.param("with_guidance")
+    low, high = ctx.param("baseline_guidance"), ctx.param("guidance")
     if early := ctx.preflight(sampler, low, high):
         return early
     measured = measure_scores(ctx)

@@ -11,6 +11,11 @@ from memharness.claims.statistics import Decision
 from memharness.claims.verdict import Outcome
 
 
+def category_counts(prompts: list[dict]) -> Counter:
+    """App A, Table 1: prompts per Webster category (MV / TV / RV / N); prompts without one are not counted."""
+    return Counter(p["category"] for p in prompts if p.get("category"))
+
+
 @register("prompt-categories", params={"paper_counts": Param(dict, {})},
           null_not_applicable="it reads the prompts' categories, not the scores")
 def prompt_categories(ctx: Context):
@@ -22,7 +27,7 @@ def prompt_categories(ctx: Context):
     model = ctx.fixture.model.get("id")
     if model not in table:
         return ctx.skip(f"the paper's Table 1 has no row for model {model!r} (rows: {', '.join(table)})")
-    measured = Counter(c for c in categories if c)
+    measured = category_counts(ctx.fixture.prompts)
     expected = {k: int(v) for k, v in table[model].items()}
     got = {k: measured.get(k, 0) for k in expected}
     text = " / ".join(f"{k} {got[k]}" for k in expected)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +16,11 @@ from memharness.scoring.labels import THRESHOLD
 # Parameters every claim takes; a check declares its own beside them (``register(params=...)``).
 COMMON_PARAMS: dict[str, Param] = {
     # Memorization labels come from the scores of the paper's setting: DDIM, g = 7.5 (§3.1).
-    "label_sampler": Param(str, "ddim", choices=SAMPLERS),
-    "label_guidance": Param(float, 7.5, low=0.0, high=100.0),
-    "threshold": Param(float, THRESHOLD, low=0.0, high=1.0),  # §3.1
-    "min_group": Param(int, 5, low=2, high=100_000),  # fewer prompts than this in a group: INCONCLUSIVE
-    "alpha": Param(float, DEFAULT_ALPHA, low=1e-6, high=0.5),  # CIs are two-sided at 1 − α
+    "label_sampler": Param(str, "ddim", choices=SAMPLERS, doc="the sampler of the scores the labels come from"),
+    "label_guidance": Param(float, 7.5, low=0.0, high=100.0, doc="the g of the scores the labels come from"),
+    "threshold": Param(float, THRESHOLD, low=0.0, high=1.0, doc="a score at or above it is memorized (§3.1)"),
+    "min_group": Param(int, 5, low=2, high=100_000, doc="fewer prompts than this in a group: INCONCLUSIVE"),
+    "alpha": Param(float, DEFAULT_ALPHA, low=1e-6, high=0.5, doc="CIs are two-sided at 1 − α"),
 }
 
 # A check: the claim's Context (``memharness.claims.checks.common``) → its Verdict.
@@ -39,6 +41,8 @@ class Check:
 
 
 CHECKS: dict[str, Check] = {}
+# Modules of a checks package that hold no checks.
+_SHARED = ("common", "registry")
 
 
 def register(claim_id: str, *, params: Mapping[str, Param] | None = None,
@@ -48,3 +52,12 @@ def register(claim_id: str, *, params: Mapping[str, Param] | None = None,
         return fn
 
     return wrap
+
+
+def import_checks(package: str) -> list[str]:
+    """Import every module of ``package`` (its checks register on import) except the shared ones; their names."""
+    found = importlib.import_module(package)
+    names = sorted(info.name for info in pkgutil.iter_modules(found.__path__) if info.name not in _SHARED)
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
-from memharness.claims.checks.common import Context
+from memharness.claims.checks.common import Context, run_check
 from memharness.claims.checks.registry import CHECKS, register
 from memharness.claims.params import SAMPLERS, Param
 from memharness.claims.spec import load_spec
@@ -31,7 +31,7 @@ def sampler_agnostic(ctx: Context):
             return ctx.skip(f"parameter claims names {claim_id!r}, which has no claim file or check")
         sub = load_spec(path)
         sub = dataclasses.replace(sub, parameters={**sub.parameters, "sampler": sampler})
-        verdict = CHECKS[claim_id](Context(ctx.fixture, sub))
+        verdict = run_check(ctx.fixture, sub)
         verdicts.append(verdict)
         if verdict.verdict.value == "SKIP":
             return ctx.skip(f"{claim_id} under {sampler}: {verdict.reason}")
