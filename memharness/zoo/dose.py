@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from memharness.errors import MemharnessError
-from memharness.trace import schema
 from memharness.trace.store import Fixture
 
 THRESHOLD = 0.75
@@ -67,8 +66,8 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _scores(fixture: Fixture, sampler: str, g: float) -> np.ndarray:
-    values = (fixture.scores or {}).get("values", {}).get(sampler, {}).get(schema.guidance_key(g))
-    if not values:
+    values = fixture.scores_for(sampler, g)
+    if values is None:
         raise MemharnessError(f"{fixture.root}: no memorization scores for {sampler} g={g:g}")
     return np.array([values[p["id"]]["score"] for p in fixture.prompts], dtype=float)
 
