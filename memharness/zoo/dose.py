@@ -94,8 +94,6 @@ def _w0_deviation(fixture: Fixture, sampler: str, g: float) -> tuple[np.ndarray,
 
 def dose_numbers(root: str | Path, *, sampler: str = "ddim", low: float = 1.0, high: float = 7.5) -> dict[str, Any]:
     """Every number of the dose response of the fixture at ``root`` (see the module docstring)."""
-    from scipy.stats import wilcoxon
-
     fixture = Fixture(Path(root))
     prompts = fixture.prompts
     counts = np.array([np.nan if p.get("duplicates") is None else float(p["duplicates"]) for p in prompts])
@@ -124,9 +122,21 @@ def dose_numbers(root: str | Path, *, sampler: str = "ddim", low: float = 1.0, h
         out["spearman"][g] = {"rho": _spearman(s, log_n), "ci": _bootstrap((s, log_n), _spearman), "n": int(has.sum())}
 
     memorized = scores[high] >= THRESHOLD
-    below = memorized & (scores[low] < THRESHOLD)
-    rise = scores[high][memorized] - scores[low][memorized]
-    out["memorized"] = {
+    out["memorized"] = _memorized_numbers(ids, has, scores[low], scores[high], memorized)
+    out["mitigation"] = _mitigation_numbers(fixture, ids, scores, memorized)
+    out["w0_correlation"] = _w0_correlation(fixture, sampler, high, scores[high])
+    return out
+
+
+def _memorized_numbers(ids: list[str], has: np.ndarray, low: np.ndarray, high: np.ndarray,
+                       memorized: np.ndarray) -> dict[str, Any]:
+    """The prompts memorized at the high g, those of them below the threshold at the low g, and their
+    paired score rise low → high with a bootstrap CI and a one-sided Wilcoxon p."""
+    from scipy.stats import wilcoxon
+
+    below = memorized & (low < THRESHOLD)
+    rise = high[memorized] - low[memorized]
+    return {
         "ids": [i for i, m in zip(ids, memorized, strict=True) if m],
         "n": int(memorized.sum()),
         "class_prompts_memorized": [i for i, m, h in zip(ids, memorized, has, strict=True) if m and not h],
@@ -137,29 +147,38 @@ def dose_numbers(root: str | Path, *, sampler: str = "ddim", low: float = 1.0, h
         "rise_wilcoxon_p": float(wilcoxon(rise, alternative="greater").pvalue) if rise.size > 1 else float("nan"),
     }
 
-    section = fixture.mitigation
-    out["mitigation"] = {}
-    if section is not None and memorized.any():
-        before = scores[float(section["settings"]["guidance"])]
-        for method in section["settings"]["methods"]:
-            after = np.array([float(fixture.mitigation_arrays(pid)[f"{method}/latent_score"][2]) for pid in ids])
-            drop = before[memorized] - after[memorized]
-            switch = np.stack([fixture.mitigation_arrays(pid)[f"{method}/switch_step"] for pid in ids])
-            out["mitigation"][method] = {
-                "before": float(before[memorized].mean()), "after": float(after[memorized].mean()),
-                "drop": float(drop.mean()), "drop_ci": _bootstrap((drop,), np.mean),
-                "normal_before": float(before[~memorized].mean()) if (~memorized).any() else None,
-                "normal_after": float(after[~memorized].mean()) if (~memorized).any() else None,
-                "switched": float((switch[memorized] >= 0).mean()),
-            }
 
-    full, early = _w0_deviation(fixture, sampler, high)
-    s = scores[high]
-    out["w0_correlation"] = {
+def _mitigation_numbers(fixture: Fixture, ids: list[str], scores: dict[float, np.ndarray],
+                        memorized: np.ndarray) -> dict[str, Any]:
+    """Per recorded mitigation method (App H), the memorized prompts' mean latent score (Eq 9) before →
+    after with a bootstrap CI of the drop, the normal prompts' before → after, and how often it switched."""
+    section = fixture.mitigation
+    numbers: dict[str, Any] = {}
+    if section is None or not memorized.any():
+        return numbers
+    before = scores[float(section["settings"]["guidance"])]
+    for method in section["settings"]["methods"]:
+        after = np.array([float(fixture.mitigation_arrays(pid)[f"{method}/latent_score"][2]) for pid in ids])
+        drop = before[memorized] - after[memorized]
+        switch = np.stack([fixture.mitigation_arrays(pid)[f"{method}/switch_step"] for pid in ids])
+        numbers[method] = {
+            "before": float(before[memorized].mean()), "after": float(after[memorized].mean()),
+            "drop": float(drop.mean()), "drop_ci": _bootstrap((drop,), np.mean),
+            "normal_before": float(before[~memorized].mean()) if (~memorized).any() else None,
+            "normal_after": float(after[~memorized].mean()) if (~memorized).any() else None,
+            "switched": float((switch[memorized] >= 0).mean()),
+        }
+    return numbers
+
+
+def _w0_correlation(fixture: Fixture, sampler: str, g: float, s: np.ndarray) -> dict[str, Any]:
+    """Pearson's r of the score with Σ(E[w0] − √ᾱ_t) (w0 against Eq 14, Fig 10), over every state and
+    over the early ones."""
+    full, early = _w0_deviation(fixture, sampler, g)
+    return {
         "full": {"r": _pearson(s, full), "ci": _bootstrap((s, full), _pearson)},
         "early": {"r": _pearson(s, early), "ci": _bootstrap((s, early), _pearson), "states": list(EARLY_STATES)},
     }
-    return out
 
 
 def format_numbers(d: dict[str, Any]) -> list[str]:
