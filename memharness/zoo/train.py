@@ -211,11 +211,37 @@ def train_digits(
     """Train a digits organism and write ``out/<organism>.safetensors`` (``digits-control`` for
     ``digits`` without duplication) atomically; returns its path. The caller's torch RNG is left
     untouched. ``design_options``: keyword arguments of the organism's design function."""
-    from diffusers import DDPMScheduler
     from safetensors.torch import save
 
     from memharness.trace.store import atomic_write_bytes
 
+    out = _check_train_args(steps=steps, out=out, organism=organism, duplicated=duplicated)
+    path = out / weights_name(duplicated, organism)
+    options = dict(design_options or {})
+    if organism == "digits":
+        options = {"duplicated": duplicated, "copies": copies, **options}
+    data = DESIGNS[organism](**options)
+    unet, embeds = _fit(data, seed=seed, steps=steps, batch_size=batch_size, p_uncond=p_uncond, progress=progress)
+
+    tensors = {f"unet.{k}": v.detach().contiguous() for k, v in unet.state_dict().items()}
+    tensors.update({
+        "prompt_embeds": embeds.detach().contiguous(),
+        "paired": torch.from_numpy(data.paired),
+        "data_mean": torch.from_numpy(data.mean),
+        "data_scale": torch.tensor(data.scale, dtype=torch.float64),
+    })
+    meta = _metadata(data, organism=organism, duplicated=duplicated, seed=seed, steps=steps, batch_size=batch_size,
+                     p_uncond=p_uncond, copies=copies, options=options)
+    blob = save(tensors, metadata={"memharness": json.dumps(meta, sort_keys=True)})
+    try:
+        atomic_write_bytes(path, blob)
+    except OSError as exc:
+        raise MemharnessError(f"--out: cannot write {path} ({exc.strerror})") from None
+    return path
+
+
+def _check_train_args(*, steps: int, out: str | Path, organism: str, duplicated: bool) -> Path:
+    """The output folder, after refusing a bad step count, a file as --out and an unknown organism."""
     if steps < 1:
         raise MemharnessError("--steps: must be ≥ 1")
     out = Path(out)
@@ -225,11 +251,16 @@ def train_digits(
         raise MemharnessError(f"unknown organism {organism!r}; known: {', '.join(DESIGNS)}")
     if organism != "digits" and not duplicated:
         raise MemharnessError(f"--no-duplication: only the digits organism has a control; {organism} is graded")
-    path = out / weights_name(duplicated, organism)
-    options = dict(design_options or {})
-    if organism == "digits":
-        options = {"duplicated": duplicated, "copies": copies, **options}
-    data = DESIGNS[organism](**options)
+    return out
+
+
+def _fit(data: DigitsData, *, seed: int, steps: int, batch_size: int, p_uncond: float,
+         progress: TrainProgress | None) -> tuple[torch.nn.Module, torch.nn.Parameter]:
+    """The UNet and the prompt embeddings (row 0: the learned null prompt), trained on the ε objective:
+    x_t = √ᾱ_t x + √(1-ᾱ_t) ε (Eq 3) with t uniform, loss ‖ε − ε_θ(x_t)‖² (Eq 6), prompts dropped to
+    row 0 with probability ``p_uncond`` for classifier-free guidance (Eq 8)."""
+    from diffusers import DDPMScheduler
+
     images = torch.from_numpy(data.images)
     labels = torch.from_numpy(data.labels)
     n_rows = len(data.prompts) + 1
@@ -260,7 +291,7 @@ def train_digits(
         ab = alphas_cumprod[t].view(-1, 1, 1, 1)
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise  # Eq 3 (DDPMScheduler.add_noise)
         pred = unet(x_t, t, encoder_hidden_states=embeds[rows], return_dict=False)[0]
-        loss = torch.nn.functional.mse_loss(pred, noise)
+        loss = torch.nn.functional.mse_loss(pred, noise)  # Eq 6
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
@@ -270,16 +301,14 @@ def train_digits(
             raise MemharnessError(f"training diverged at step {step + 1} (loss {loss.item()})")
         if progress:
             progress(step + 1, steps, float(loss.item()))
+    return unet, embeds
 
+
+def _metadata(data: DigitsData, *, organism: str, duplicated: bool, seed: int, steps: int, batch_size: int,
+              p_uncond: float, copies: int, options: dict[str, Any]) -> dict[str, Any]:
+    """What the weights file records of how it was made: data, design, recipe, versions and the command."""
     import diffusers
 
-    tensors = {f"unet.{k}": v.detach().contiguous() for k, v in unet.state_dict().items()}
-    tensors.update({
-        "prompt_embeds": embeds.detach().contiguous(),
-        "paired": torch.from_numpy(data.paired),
-        "data_mean": torch.from_numpy(data.mean),
-        "data_scale": torch.tensor(data.scale, dtype=torch.float64),
-    })
     meta = {
         "format": FORMAT,
         "organism": organism,
@@ -292,7 +321,7 @@ def train_digits(
         "learning_rate": LEARNING_RATE,
         "warmup_steps": WARMUP_STEPS,
         "p_uncond": p_uncond,
-        "train_images": len(images),
+        "train_images": len(data.images),
         "scheduler": SD_SCHEDULER,
         "unet_config": UNET_CONFIG,
         "prompt_tokens": PROMPT_TOKENS,
@@ -309,9 +338,4 @@ def train_digits(
                           "share_others": SHARE_OTHERS, **options}
         if "counts" in meta["design"]:
             meta["design"]["counts"] = list(meta["design"]["counts"])
-    blob = save(tensors, metadata={"memharness": json.dumps(meta, sort_keys=True)})
-    try:
-        atomic_write_bytes(path, blob)
-    except OSError as exc:
-        raise MemharnessError(f"--out: cannot write {path} ({exc.strerror})") from None
-    return path
+    return meta
