@@ -1,9 +1,9 @@
-"""``memharness claims``: list the claims, or show one claim file and the parameters its check declares."""
+"""``memharness claims``: list the claims, or show one: every key of its claim file and the parameters its check
+declares."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from memharness.errors import MemharnessError
 
@@ -25,12 +25,10 @@ def run(args: argparse.Namespace) -> int:
         spec = next((s for s in specs if s.id == args.id), None)
         if spec is None:
             raise MemharnessError(f"claims show: unknown claim {args.id!r}; `memharness claims` lists them")
-        from memharness.claims.checks import CHECKS
+        from memharness.claims.describe import describe
 
-        print(Path(spec.source).read_text(), end="")
-        print("# Parameters the check declares (name: default, allowed values):")
-        for name, param in CHECKS[spec.id].params.items():
-            print(f"#   {name}: {param.default!r}, {param.describe()}" + (f" — {param.doc}" if param.doc else ""))
+        print(describe(spec), end="\n\n")
+        print(f"Claim file: {spec.source}")
         return 0
     width = max(len(s.id) for s in specs)
     for spec in specs:

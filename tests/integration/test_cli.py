@@ -144,6 +144,25 @@ def test_check_unknown_claim(small_fixture_master, capsys):
     assert "'nope'" in err
 
 
+def test_claims_lists_every_claim_and_shows_one(capsys):
+    assert main(["claims"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [spec.id for spec in load_specs()]
+    assert main(["claims", "show", CLAIM]) == 0
+    out = capsys.readouterr().out
+    spec = next(s for s in load_specs() if s.id == CLAIM)
+    # Every key of the claim file that a reader needs, and the parameters the check declares.
+    for text in (spec.title, spec.reference, spec.metric, spec.scope, "| `alpha` |", "| `min_auc` |"):
+        assert text in out
+    assert out.rstrip().endswith(f"Claim file: {spec.source}")
+
+
+def test_claims_show_unknown_claim_is_one_line(capsys):
+    assert run_cli(["claims", "show", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'nope'" in err and "memharness claims" in err and "\n" not in err
+
+
 def test_models(capsys):
     assert main(["models"]) == 0
     out, _ = capsys.readouterr()
