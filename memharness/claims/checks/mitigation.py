@@ -38,6 +38,30 @@ def unmitigated_train(ctx: Context, sampler: str, g: float, scorer: str) -> np.n
     return np.array([float(by_prompt[pid]["train"]) for pid in ctx.labels().prompt_ids])
 
 
+def _unusable_section(ctx: Context, section: dict | None) -> str | None:
+    """Why the fixture's mitigation runs cannot answer this claim's question (method, γ, the labels' run), if so."""
+    if section is None:
+        return "the fixture has no mitigation runs; record them with `memharness mitigate --model M`"
+    settings = section["settings"]
+    method, gamma = ctx.param("method"), ctx.param("gamma")
+    sampler, g = ctx.param("label_sampler"), ctx.param("label_guidance")
+    if method not in settings["methods"]:
+        return f"the mitigation runs have no {method!r} method (have {', '.join(settings['methods'])})"
+    recorded_gamma = settings["methods"][method].get("gamma")
+    if method == "delta" and recorded_gamma is not None and float(recorded_gamma) != gamma:
+        return f"the mitigation runs used γ = {recorded_gamma:g}; the claim is about γ = {gamma:g}"
+    if settings.get("sampler") != sampler or float(settings.get("guidance", -1)) != g:
+        return (f"the mitigation runs are {settings.get('sampler')} g={settings.get('guidance')}, "
+                f"not the labels' {sampler} g={g:g}")
+    if reason := ctx.missing(sampler, g):
+        return reason
+    run = ctx.fixture.runs[sampler]["settings"]
+    if settings["seeds"] != run["seeds"] or settings.get("num_inference_steps") != run["num_inference_steps"]:
+        return (f"the mitigation runs' seeds or steps differ from the {sampler} run's; re-run "
+                "`memharness mitigate --overwrite`")
+    return None
+
+
 @register("mitigation", params={
     "method": Param(str, "delta", choices=MITIGATION_METHODS),
     "gamma": Param(float, 0.2, low=0.0, high=10.0),
@@ -49,25 +73,11 @@ def mitigation(ctx: Context):
     """App H, Fig 25: SSCD_train (or the latent cos(x_0, x)) of memorized prompts drops with δ mitigation,
     and drops more than that of normal prompts (a policy that flags everyone is unconditional sampling)."""
     section = ctx.fixture.mitigation
-    if section is None:
-        return ctx.skip("the fixture has no mitigation runs; record them with `memharness mitigate --model M`")
+    if reason := _unusable_section(ctx, section):
+        return ctx.skip(reason)
     settings = section["settings"]
     method, gamma = ctx.param("method"), ctx.param("gamma")
     sampler, g = ctx.param("label_sampler"), ctx.param("label_guidance")
-    if method not in settings["methods"]:
-        return ctx.skip(f"the mitigation runs have no {method!r} method (have {', '.join(settings['methods'])})")
-    recorded_gamma = settings["methods"][method].get("gamma")
-    if method == "delta" and recorded_gamma is not None and float(recorded_gamma) != gamma:
-        return ctx.skip(f"the mitigation runs used γ = {recorded_gamma:g}; the claim is about γ = {gamma:g}")
-    if settings.get("sampler") != sampler or float(settings.get("guidance", -1)) != g:
-        return ctx.skip(f"the mitigation runs are {settings.get('sampler')} g={settings.get('guidance')}, "
-                        f"not the labels' {sampler} g={g:g}")
-    if reason := ctx.missing(sampler, g):
-        return ctx.skip(reason)
-    run = ctx.fixture.runs[sampler]["settings"]
-    if settings["seeds"] != run["seeds"] or settings.get("num_inference_steps") != run["num_inference_steps"]:
-        return ctx.skip(f"the mitigation runs' seeds or steps differ from the {sampler} run's; re-run "
-                        "`memharness mitigate --overwrite`")
     labels = ctx.labels()
     scorer = labels.scorer
     after = mitigated_train(ctx, section, method, scorer)
