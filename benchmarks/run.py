@@ -224,8 +224,8 @@ def measure_overhead(workdir: Path, *, label: str, sample_size: int, prompts: in
     from memharness.models.diffusers_sd import DiffusersDenoiser, card_from_pipeline
     from memharness.models.tiny import build_tiny_pipeline
     from memharness.sampling import sample
+    from memharness.trace import FixtureWriter
     from memharness.trace.recorder import TrajectoryRecorder
-    from memharness.trace.store import FixtureWriter
     from memharness.trace.tracer import TraceSettings, trace
 
     pipe = build_tiny_pipeline(sample_size=sample_size)
@@ -356,7 +356,8 @@ def replicate_fixture(source: Path, target: Path, copies: int) -> None:
     """A fixture of ``copies`` × the prompts of ``source``: its files again (hard links where possible) under new
     prompt ids, with their scores. `check` costs the same on it as on a fixture written prompt by prompt (the
     same shapes and bytes per prompt); only its verdicts see each prompt ``copies`` times."""
-    from memharness.trace.store import MANIFEST, atomic_write_bytes, prompt_set_hash
+    from memharness.trace import MANIFEST, prompt_set_hash
+    from memharness.trace.safety import atomic_write_bytes
 
     manifest = json.loads((source / MANIFEST).read_text())
     originals = manifest["prompts"]

@@ -37,8 +37,7 @@ import numpy as np
 from memharness.models.card import load_card
 from memharness.schedule import NoiseSchedule
 from memharness.scoring.latent import LATENT_SCORER, latent_scores
-from memharness.trace import schema
-from memharness.trace.store import FixtureWriter
+from memharness.trace import FixtureWriter, schema
 
 LATENT_SHAPE = (4, 64, 64)  # SD v1.x at 512 px
 D = int(np.prod(LATENT_SHAPE))

@@ -93,8 +93,7 @@ def write_scores(root, draw, *, scorer: str = "fixed (test)") -> None:
 
 
 def _write_scores(root, draw, *, scorer: str) -> None:
-    from memharness.trace import schema
-    from memharness.trace.store import Fixture, FixtureWriter
+    from memharness.trace import Fixture, FixtureWriter, schema
 
     fixture = Fixture(root)
     scores = draw(fixture.prompts)

@@ -35,8 +35,7 @@ from typing import Any
 from memharness.data.download import ItemFailure, classify, download, normalize_url, opener
 from memharness.data.prompts import CATEGORIES
 from memharness.errors import MemharnessError
-from memharness.trace.safety import check_id
-from memharness.trace.store import atomic_write_bytes
+from memharness.trace.safety import atomic_write_bytes, check_id
 
 MANIFEST = "fetch-manifest.json"
 PROMPTS = "prompts.jsonl"

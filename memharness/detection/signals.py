@@ -20,7 +20,8 @@ from memharness.analysis import (
 )
 from memharness.errors import MemharnessError
 from memharness.schedule import NoiseSchedule
-from memharness.trace.store import Fixture, Group
+from memharness.trace.group import Group
+from memharness.trace.store import Fixture
 
 REFERENCES = ("online", "final", "train")
 _OFFLINE = {"train": "x", "final": "x_0"}  # App H's offline references: Fig 10a,b,e,f and Fig 10c,d,g,h

@@ -33,7 +33,7 @@ def cmd_mitigate(args: argparse.Namespace) -> int:
     """Sample the fixture's prompts with each mitigation method; write its "mitigation" section."""
     from memharness.mitigation.record import MitigationSettings, record_mitigation, summarize
     from memharness.shipped import refuse_shipped, writable_fixture
-    from memharness.trace.store import read_manifest
+    from memharness.trace.manifest import read_manifest
 
     if not args.fixtures and args.model_path and not args.model:
         raise MemharnessError("--fixtures: give the fixture folder of the --model-path model")

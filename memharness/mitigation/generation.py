@@ -24,7 +24,7 @@ from memharness.errors import FieldError, MemharnessError
 from memharness.mitigation.policies import DEFAULT_GAMMA, DeltaPolicy
 from memharness.models.base import Denoiser, Prompt
 from memharness.sampling import StepHook, sample
-from memharness.trace.store import atomic_write_bytes
+from memharness.trace.safety import atomic_write_bytes
 
 RESULT_FILE = "generate.json"
 LATENTS_FILE = "latents.safetensors"

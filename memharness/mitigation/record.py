@@ -38,7 +38,9 @@ from memharness.models.base import Denoiser, Prompt
 from memharness.sampling import sample
 from memharness.scoring.latent import LATENT_SCORER, latent_scores
 from memharness.trace.recorder import cosine_matrix
-from memharness.trace.store import Fixture, FixtureWriter, atomic_write_bytes
+from memharness.trace.safety import atomic_write_bytes
+from memharness.trace.store import Fixture
+from memharness.trace.writer import FixtureWriter
 
 SECTION = "mitigation"
 SAMPLER = "ddim"

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from memharness.errors import MemharnessError
-from memharness.trace.store import Fixture, FixtureWriter
+from memharness.trace.store import Fixture
+from memharness.trace.writer import FixtureWriter
 
 
 def has_mitigation_images(root: Path, images: Path) -> bool:

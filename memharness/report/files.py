@@ -7,7 +7,7 @@ from pathlib import Path
 from memharness.report.document import FIGURE_DIR, REPORT_HTML, REPORT_MD, ReportDoc
 from memharness.report.html import html_document
 from memharness.report.markdown import markdown_document
-from memharness.trace.store import atomic_write_bytes
+from memharness.trace.safety import atomic_write_bytes
 
 
 def write_report(out: Path, doc: ReportDoc) -> list[Path]:

@@ -27,7 +27,8 @@ from memharness.claims.checks.overfitting import measure_scores
 from memharness.claims.spec import ClaimSpec
 from memharness.schedule import NoiseSchedule
 from memharness.scoring.labels import Labels, memorization_labels
-from memharness.trace.store import Fixture, Group
+from memharness.trace.group import Group
+from memharness.trace.store import Fixture
 
 
 class Unavailable(Exception):

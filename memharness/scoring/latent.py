@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from memharness.trace import schema
-from memharness.trace.store import Fixture, FixtureWriter
+from memharness.trace.store import Fixture
+from memharness.trace.writer import FixtureWriter
 
 LATENT_SCORER = "latent-cosine"
 

@@ -28,7 +28,8 @@ import numpy as np
 from memharness.errors import MemharnessError
 from memharness.scoring.labels import THRESHOLD  # §3.1, calibrated for sscd_disc_mixup
 from memharness.trace import schema
-from memharness.trace.store import Fixture, FixtureWriter
+from memharness.trace.store import Fixture
+from memharness.trace.writer import FixtureWriter
 
 EMBED_DIM = 512
 DEFAULT_SIZE = 320

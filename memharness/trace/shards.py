@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from memharness.errors import MemharnessError
-from memharness.trace.store import FixtureWriter, read_manifest
+from memharness.trace.manifest import read_manifest
+from memharness.trace.writer import FixtureWriter
 
 T = TypeVar("T")
 SHARDS = ".shards"

@@ -16,7 +16,7 @@ from memharness.models.base import Denoiser, Prompt
 from memharness.sampling import SAMPLERS, StepHook, sample
 from memharness.trace.recorder import TrajectoryRecorder
 from memharness.trace.schema import guidance_key
-from memharness.trace.store import FixtureWriter
+from memharness.trace.writer import FixtureWriter
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def manifest_prompts(prompts: Sequence[Prompt], out: Path) -> list[dict]:
     before this with absolute paths keeps them (its prompt-set hash says which form it holds)."""
     import os
 
-    from memharness.trace.store import MANIFEST, prompt_set_hash, read_manifest
+    from memharness.trace.manifest import MANIFEST, prompt_set_hash, read_manifest
 
     absolute = [p.to_manifest() for p in prompts]
     relative = []
@@ -210,7 +210,7 @@ def save_images(denoiser: Denoiser, x_0: torch.Tensor, folder: Path, seeds: Sequ
 
     from PIL import Image
 
-    from memharness.trace.store import atomic_write_bytes
+    from memharness.trace.safety import atomic_write_bytes
 
     if not denoiser.can_decode:
         raise MemharnessError(f"--images: model {denoiser.card.id} has no decoder; its scores use latents")

@@ -213,7 +213,7 @@ def train_digits(
     untouched. ``design_options``: keyword arguments of the organism's design function."""
     from safetensors.torch import save
 
-    from memharness.trace.store import atomic_write_bytes
+    from memharness.trace.safety import atomic_write_bytes
 
     out = _check_train_args(steps=steps, out=out, organism=organism, duplicated=duplicated)
     path = out / weights_name(duplicated, organism)

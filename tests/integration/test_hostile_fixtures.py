@@ -713,7 +713,7 @@ def test_odd_paths_are_one_line(world, case, capsys):
 def test_readers_never_see_a_half_written_manifest(tmp_path):
     """While a trace writes, every read of the manifest is whole and valid (or absent before the first prompt)."""
     from memharness.errors import MemharnessError
-    from memharness.trace.store import read_manifest
+    from memharness.trace import read_manifest
 
     out = tmp_path / "fx"
     proc = subprocess.Popen(_cli(*KILL_ARGV, "--out", str(out)), env=ENV, stdout=subprocess.DEVNULL,

@@ -111,7 +111,7 @@ def test_a_damaged_safetensors_file_is_one_line(weights, tmp_path, capsys):
 
 def test_provenance_paths_and_the_check_line(weights, tmp_path, capsys):
     """Provenance (issue 16, item 4): image paths relative to the fixture; `check` prints how it was recorded."""
-    from memharness.trace.store import prompt_set_hash
+    from memharness.trace import prompt_set_hash
 
     out = tmp_path / "fx"
     _trace(weights, weights / "tiny-sd.safetensors", out)

@@ -26,7 +26,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "memharness.shipped"),
     # numbers and files: the noise schedule, the paper's pure quantities, the fixture format and store
     ("memharness.schedule", "memharness.analysis", "memharness.trace.schema", "memharness.trace.validate",
-     "memharness.trace.safety", "memharness.trace.store"),
+     "memharness.trace.safety", "memharness.trace.manifest", "memharness.trace.safetensors_view",
+     "memharness.trace.group", "memharness.trace.store", "memharness.trace.writer"),
     # the Denoiser protocol, model cards and the backends
     ("memharness.models",),
     # sampling and recording trajectories, prompt data, memorization scores and labels

@@ -18,9 +18,8 @@ from memharness.cli import main
 from memharness.errors import MemharnessError
 from memharness.models import load_denoiser
 from memharness.sampling import StepState
-from memharness.trace import schema
+from memharness.trace import Fixture, Group, schema
 from memharness.trace.recorder import TrajectoryRecorder
-from memharness.trace.store import Fixture, Group
 from tests.helpers import rewrite_arrays, small_card, trace_small
 
 STEPS, SEEDS, DIM = 8, 4, 4096

