@@ -15,7 +15,7 @@ from memharness.claims.checks.common import run_check
 from memharness.claims.params import resolve
 from memharness.claims.spec import ClaimSpec
 from memharness.claims.verdict import Agreement, Outcome, Verdict
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.trace.store import Fixture
 
 # (done, total) permutations of the null
@@ -38,7 +38,7 @@ def _selected(specs: Sequence[ClaimSpec], only: Sequence[str]) -> list[ClaimSpec
     known = {spec.id for spec in specs}
     for claim_id in only:
         if claim_id not in known:
-            raise MemharnessError(f"--claim: unknown claim {claim_id!r}; `memharness claims` lists them")
+            raise FieldError("claim", f"unknown claim {claim_id!r}; `memharness claims` lists them")
     return [spec for spec in specs if not only or spec.id in only]
 
 

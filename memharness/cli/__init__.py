@@ -11,16 +11,18 @@ Exit codes: 0 nothing failed; 1 a claim FAILed or regressed (``check``); 2 usage
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from memharness import __version__
-from memharness.cli import check, claims, data, detect, mitigation, models, prompts, report, score, trace, zoo
 from memharness.cli.runtime import error_text
 from memharness.errors import MemharnessError
 
-# In the order `memharness --help` lists them.
-COMMANDS = (check, detect, report, trace, claims, prompts, data, score, zoo, mitigation, models)
+# The command modules, in the order `memharness --help` lists them. Imported when the parser is built, so that
+# importing memharness.cli.runtime (the pytest plugin does) loads no command.
+COMMANDS = ("check", "detect", "report", "trace", "claims", "prompts", "data", "score", "zoo", "mitigate",
+            "generate", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"memharness {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.add_parser(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(f"memharness.cli.{name}").add_parser(subparsers)
     return parser
 
 

@@ -1,8 +1,8 @@
 """What the commands share when they run: where each model's fixture is and opening it, the console and
 progress bar, the device, the writer's lock, and the one place a field error becomes a flag.
 
-No command is defined here, so that the pytest plugin and the command modules outside the CLI
-(``memharness.mitigation.commands``) use these without importing any command.
+No command is defined here, and ``memharness.cli`` imports its command modules only to build the parser,
+so the pytest plugin uses these without loading any command.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from memharness.errors import FieldError, MemharnessError
 DEFAULT_MODEL = "analytic"
 
 # The CLI's option for each field a FieldError names, where it is not --<field> with "_" spelled "-".
-_FLAGS: dict[str, str] = {}
+_FLAGS: dict[str, str] = {"duplication": "--no-duplication"}  # zoo train: the flag that turns it off
 
 
 def flag(field: str) -> str:

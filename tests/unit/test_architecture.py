@@ -4,8 +4,9 @@ private module or name used outside its own package.
 The graph is read from the source with ``ast``, so it sees every import: at module level, inside
 functions (lazy imports, which still make a circle: the two modules still need each other), and
 under ``if TYPE_CHECKING:`` (a type is a dependency too). ``from pkg import name`` is an edge to the
-module ``pkg.name`` when that is a module, else to ``pkg`` itself; importing ``a.b.c`` is an edge to
-``a.b.c`` only, not to the packages above it. Backends named as "module:Class" strings
+module ``pkg.name`` when that is a module, else to ``pkg`` itself. Importing ``a.b.c`` runs the packages above it too, so a module outside ``a.b``
+also has edges to ``a.b`` and ``a`` (``a.b``'s own modules do not: their package is already
+being imported). Backends named as "module:Class" strings
 (``memharness.models.registry``) are imported by name at run time and are not edges.
 """
 
@@ -25,13 +26,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("memharness", "memharness.errors", "memharness.progress", "memharness.runtime", "memharness.guidance",
      "memharness.shipped"),
     # numbers and files: the noise schedule, the paper's pure quantities, the fixture format and store
-    ("memharness.schedule", "memharness.analysis", "memharness.trace.schema", "memharness.trace.validate",
-     "memharness.trace.safety", "memharness.trace.manifest", "memharness.trace.safetensors_view",
-     "memharness.trace.group", "memharness.trace.store", "memharness.trace.writer"),
+    ("memharness.schedule", "memharness.analysis", "memharness.trace"),
     # the Denoiser protocol, model cards and the backends
     ("memharness.models",),
     # sampling and recording trajectories, prompt data, memorization scores and labels
-    ("memharness.sampling", "memharness.trace", "memharness.data", "memharness.scoring"),
+    ("memharness.sampling", "memharness.trace.recorder", "memharness.trace.tracer", "memharness.trace.shards",
+     "memharness.data", "memharness.scoring"),
     # App H: real-time detection and mitigation, which hook into sampling
     ("memharness.detection", "memharness.mitigation"),
     # claim files, checks, statistics, verdicts
@@ -39,10 +39,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # reporters
     ("memharness.report",),
     # what the commands share (fixtures, console, device, options), and the entry points beside the CLI
-    ("memharness.cli.runtime", "memharness.cli.options", "memharness.guide", "memharness.zoo",
-     "memharness.mitigation.commands", "memharness.pytest_plugin"),
-    # the command line: its entry point and one module per command
-    ("memharness.cli", "memharness.__main__"),
+    ("memharness.cli.runtime", "memharness.cli.options", "memharness.guide", "memharness.zoo"),
+    # the entry points: the command line (one module per command) and the pytest plugin
+    ("memharness.cli", "memharness.__main__", "memharness.pytest_plugin"),
 )
 
 
@@ -93,7 +92,15 @@ def _imports(module: str) -> list[tuple[str, str, int]]:
                     found.append((full, "", node.lineno))
                 elif _resolve(source):
                     found.append((_resolve(source), alias.name, node.lineno))
+    found += [(parent, "", line) for target, _, line in found for parent in _parents(target)
+              if not (module == parent or module.startswith(parent + "."))]
     return [(target, name, line) for target, name, line in found if target != module]
+
+
+def _parents(module: str) -> list[str]:
+    """The packages whose ``__init__`` runs before ``module`` (the root package's is trivial)."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(2, len(parts))]
 
 
 GRAPH = {module: _imports(module) for module in MODULES}
@@ -210,6 +217,8 @@ def test_the_rules_catch_a_circle_and_an_upward_arrow():
     edges = {"a": ["b"], "b": ["c"], "c": ["a"], "d": []}
     assert _circle_in(["a", "b", "c"], edges) == ["a", "b", "c", "a"]
     assert _layer("memharness.trace.store") < _layer("memharness.models.base") < _layer("memharness.trace.tracer")
-    assert _layer("memharness.mitigation.commands") > _layer("memharness.claims.engine")
-    assert _layer("memharness.cli") > _layer("memharness.pytest_plugin")
-    assert _layer("memharness.cli.check") > _layer("memharness.cli.runtime") == _layer("memharness.pytest_plugin")
+    assert _layer("memharness.trace.store") < _layer("memharness.trace.tracer")
+    assert _layer("memharness.cli.mitigate") > _layer("memharness.claims.engine")
+    assert _layer("memharness.cli.check") == _layer("memharness.pytest_plugin") > _layer("memharness.cli.runtime")
+    # Importing a.b.c runs a.b's __init__: an edge for modules outside a.b, none for a.b's own.
+    assert _parents("memharness.cli.runtime") == ["memharness.cli"]

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from memharness.claims import load_specs
 from memharness.claims.engine import validate_specs
-from memharness.claims.spec import claims_dir, load_spec, load_specs
+from memharness.claims.spec import claims_dir, load_spec
 from memharness.errors import MemharnessError
 
 SHIPPED = claims_dir() / "linear-in-guidance.yaml"
