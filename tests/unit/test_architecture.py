@@ -4,10 +4,11 @@ private module or name used outside its own package.
 The graph is read from the source with ``ast``, so it sees every import: at module level, inside
 functions (lazy imports, which still make a circle: the two modules still need each other), and
 under ``if TYPE_CHECKING:`` (a type is a dependency too). ``from pkg import name`` is an edge to the
-module ``pkg.name`` when that is a module, else to ``pkg`` itself. Importing ``a.b.c`` runs the packages above it too, so a module outside ``a.b``
-also has edges to ``a.b`` and ``a`` (``a.b``'s own modules do not: their package is already
-being imported). Backends named as "module:Class" strings
-(``memharness.models.registry``) are imported by name at run time and are not edges.
+module ``pkg.name`` when that is a module, else to ``pkg`` itself. Importing ``a.b.c`` runs the
+packages above it too, so a module outside ``a.b`` also has edges to ``a.b`` (``a.b``'s own modules
+do not: their package is already being imported). Backends named as "module:Class" strings
+(``memharness.models.registry``) are imported by name at run time and are not edges. The last test
+keeps modules and functions small.
 """
 
 from __future__ import annotations
@@ -222,3 +223,22 @@ def test_the_rules_catch_a_circle_and_an_upward_arrow():
     assert _layer("memharness.cli.check") == _layer("memharness.pytest_plugin") > _layer("memharness.cli.runtime")
     # Importing a.b.c runs a.b's __init__: an edge for modules outside a.b, none for a.b's own.
     assert _parents("memharness.cli.runtime") == ["memharness.cli"]
+
+
+MAX_FILE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def test_files_and_functions_stay_small():
+    """A module does one job and a function reads in one screen (issue 18's house rules)."""
+    too_long = []
+    for module, path in MODULES.items():
+        source = path.read_text(encoding="utf-8")
+        if source.count("\n") > MAX_FILE_LINES:
+            too_long.append(f"{path.relative_to(PACKAGE.parent)}: {source.count(chr(10))} lines > {MAX_FILE_LINES}")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{module}.{node.name}: {length} lines > {MAX_FUNCTION_LINES}")
+    assert not too_long, "split these:\n" + "\n".join(too_long)
