@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import torch
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.guidance import uses_unconditional
 from memharness.models.base import Denoiser
 from memharness.schedule import SAMPLERS
@@ -117,7 +117,7 @@ def sample(
     """
     step_fn = sampler_step(sampler)
     if not seeds:
-        raise MemharnessError("--seeds: at least one seed is needed")
+        raise FieldError("seeds", "at least one seed is needed")
     schedule = denoiser.schedule
     prediction_type = denoiser.card.prediction_type
     timesteps = [int(t) for t in schedule.timesteps(num_inference_steps)]
@@ -233,5 +233,5 @@ if tuple(_STEPS) != SAMPLERS:
 def sampler_step(name: str) -> SamplerStep:
     step = _STEPS.get(name)
     if step is None:
-        raise MemharnessError(f"--sampler: unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+        raise FieldError("sampler", f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
     return step

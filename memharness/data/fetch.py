@@ -34,7 +34,7 @@ from typing import Any
 
 from memharness.data.download import ItemFailure, classify, download, normalize_url, opener
 from memharness.data.prompts import CATEGORIES
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.trace.safety import atomic_write_bytes, check_id
 
 MANIFEST = "fetch-manifest.json"
@@ -77,12 +77,11 @@ class FetchOptions:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             if not ok or value < 0 or (positive and value == 0):
                 what = "a positive number" if positive else "a number ≥ 0"
-                raise MemharnessError(f"--{name} must be {what} of seconds, got {value!r}")
+                raise FieldError(name, f"must be {what} of seconds, got {value!r}")
 
         def integer(name: str, value: Any, low: int, high: int) -> None:
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise MemharnessError(f"--{name.replace('_', '-')} must be an integer from {low} to {high}, "
-                                      f"got {value!r}")
+                raise FieldError(name, f"must be an integer from {low} to {high}, got {value!r}")
 
         number("timeout", self.timeout, positive=True)
         number("backoff", self.backoff, positive=False)
@@ -188,7 +187,7 @@ def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
         raise MemharnessError(f"{path}: not valid JSON; delete it to fetch everything again") from None
     if not (isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT
             and isinstance(manifest.get("items"), dict)):
-        raise MemharnessError(f"{path}: not a memharness fetch manifest; pass another --out or delete the file")
+        raise FieldError("out", f"{path} is not a memharness fetch manifest; choose another folder or delete the file")
     if manifest.get("version") != MANIFEST_VERSION:
         raise MemharnessError(f"{path}: fetch manifest version {manifest.get('version')!r}, this memharness "
                               f"writes {MANIFEST_VERSION}; delete it to fetch everything again")

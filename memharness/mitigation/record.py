@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from safetensors.numpy import save as st_save
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.mitigation.constants import (
     DEFAULT_GAMMA,
     DEFAULT_METHODS,
@@ -60,19 +60,19 @@ class MitigationSettings:
 
     def policies(self) -> dict[str, Policy]:
         if not self.methods:
-            raise MemharnessError("--methods: name at least one method")
+            raise FieldError("methods", "name at least one method")
         options = {"delta": {"gamma": self.gamma}, "jain-static": {"transition_t": self.transition_t},
                    "jain-static-neg": {"transition_t": self.transition_t}}
         unknown = [m for m in self.methods if m not in MITIGATION_METHODS]
         if unknown:
-            raise MemharnessError(f"--methods: unknown method {unknown[0]!r}; "
-                                  f"choose from {', '.join(MITIGATION_METHODS)}")
+            raise FieldError("methods", f"unknown method {unknown[0]!r}; "
+                                        f"choose from {', '.join(MITIGATION_METHODS)}")
         if not (math.isfinite(self.gamma) and self.gamma >= 0):
-            raise MemharnessError(f"--gamma: App H's margin is a finite number ≥ 0, got {self.gamma!r}")
+            raise FieldError("gamma", f"App H's margin is a finite number ≥ 0, got {self.gamma!r}")
         if not (math.isfinite(self.guidance) and self.guidance >= 0):
-            raise MemharnessError(f"--guidance: a finite scale ≥ 0 is needed, got {self.guidance!r}")
+            raise FieldError("guidance", f"a finite scale ≥ 0 is needed, got {self.guidance!r}")
         if self.batch_size is not None and self.batch_size < 1:
-            raise MemharnessError("--batch-size: must be ≥ 1")
+            raise FieldError("batch_size", "must be ≥ 1")
         return {m: make_policy(m, **options.get(m, {})) for m in dict.fromkeys(self.methods)}
 
 
@@ -166,13 +166,14 @@ def _check_pairing(denoiser: Denoiser, fixture: Fixture, settings: MitigationSet
     """The fixture was traced by this model and has the DDIM run at g that the mitigation runs pair with."""
     root = fixture.root
     if denoiser.card.to_dict() != fixture.model:
-        raise MemharnessError(f"--model {denoiser.card.id}: the fixture at {root} was recorded with another model "
-                              f"card or weights ({fixture.model.get('id')!r}); mitigate with the model that traced it")
+        raise FieldError("model", f"the fixture at {root} was recorded with another model card or weights "
+                                  f"({fixture.model.get('id')!r}); mitigate with the model that traced it",
+                         value=denoiser.card.id)
     if float(settings.guidance) not in fixture.guidance_scales(SAMPLER):
-        raise MemharnessError(f"--fixtures {root}: no {SAMPLER} run at g={settings.guidance:g} to pair the "
-                              f"mitigation runs with; trace it first")
+        raise FieldError("fixtures", f"no {SAMPLER} run at g={settings.guidance:g} to pair the mitigation runs "
+                                     "with; trace it first", value=root)
     if settings.image_dir is not None and not denoiser.can_decode:
-        raise MemharnessError(f"--images: model {denoiser.card.id} has no decoder; its scores use latents")
+        raise FieldError("images", f"model {denoiser.card.id} has no decoder; its scores use latents")
 
 
 def _section_settings(fixture: Fixture, settings: MitigationSettings, policies: dict[str, Policy]) -> dict[str, Any]:

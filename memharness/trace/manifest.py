@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.trace import schema, validate
 
 MANIFEST = "manifest.json"
@@ -28,11 +28,9 @@ def prompt_set_hash(prompts: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(prompts, sort_keys=True).encode()).hexdigest()
 
 
-def no_fixture(root: Path) -> MemharnessError:
-    return MemharnessError(
-        f"{root}: no fixture here ({MANIFEST} missing); record one with "
-        f"`memharness trace --model MODEL --out {root}` or pass --fixtures DIR"
-    )
+def no_fixture(root: Path) -> FieldError:
+    return FieldError("fixtures", f"no fixture here ({MANIFEST} missing); record one with "
+                                  f"`memharness trace --model MODEL --out {root}` or give another folder", value=root)
 
 
 def read_manifest(root: Path) -> dict[str, Any]:

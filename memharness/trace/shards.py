@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from memharness.errors import MemharnessError
-from memharness.trace.manifest import read_manifest
+from memharness.trace.manifest import MANIFEST, read_manifest
 from memharness.trace.writer import FixtureWriter
 
 T = TypeVar("T")
@@ -38,6 +38,9 @@ def merge_shards(
     """Adopt every shard's prompt files into the fixture at ``out``, verified; then drop the shards.
     ``provenance`` (``memharness.runtime.provenance``) goes into the merged run, as ``trace`` records it."""
     out = Path(out)
+    for rank in range(world):  # a rank that wrote nothing: not the user's --fixtures, so not no_fixture's words
+        if not (shard_dir(out, rank, world) / MANIFEST).is_file():
+            raise MemharnessError(f"{shard_dir(out, rank, world)}: rank {rank} recorded no shard; trace again")
     manifests = [read_manifest(shard_dir(out, rank, world)) for rank in range(world)]
     if any(m["runs"].get(sampler, {}).get("settings") != manifests[0]["runs"][sampler]["settings"]
            for m in manifests):

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.guidance import passes_per_step, uses_unconditional
 from memharness.models.base import Denoiser, Prompt
 from memharness.sampling import SAMPLERS, StepHook, sample
@@ -31,17 +31,17 @@ class TraceSettings:
 
     def validate(self) -> None:
         if self.sampler not in SAMPLERS:
-            raise MemharnessError(f"--sampler: unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+            raise FieldError("sampler", f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if len(self.seeds) < 2:
-            raise MemharnessError("--seeds: at least 2 seeds are needed (diversity claims compare seeds)")
+            raise FieldError("seeds", "at least 2 seeds are needed (diversity claims compare seeds)")
         if not self.guidance or not all(math.isfinite(g) and g >= 0 for g in self.guidance):
-            raise MemharnessError("--guidance: give one or more finite scales ≥ 0")
+            raise FieldError("guidance", "give one or more finite scales ≥ 0")
         if len(set(self.guidance)) != len(self.guidance):
-            raise MemharnessError("--guidance: a scale is repeated")
+            raise FieldError("guidance", "a scale is repeated")
         if self.num_inference_steps < 1:
-            raise MemharnessError("--steps: must be ≥ 1")
+            raise FieldError("steps", "must be ≥ 1")
         if self.batch_size is not None and self.batch_size < 1:
-            raise MemharnessError("--batch-size: must be ≥ 1")
+            raise FieldError("batch_size", "must be ≥ 1")
 
     def unet_evaluations(self) -> int:
         """UNet evaluations per prompt (one per seed and step; two where ε_u is also needed)."""
@@ -102,7 +102,7 @@ def _prompts_to_trace(denoiser: Denoiser, prompts: Sequence[Prompt] | None, limi
     prompts = list(prompts if prompts is not None else denoiser.prompts())
     if limit is not None:
         if limit < 1:
-            raise MemharnessError(f"--limit: must be ≥ 1, got {limit}")
+            raise FieldError("limit", f"must be ≥ 1, got {limit}")
         prompts = prompts[:limit]
     if not prompts:
         raise MemharnessError("no prompts to trace")
@@ -213,7 +213,7 @@ def save_images(denoiser: Denoiser, x_0: torch.Tensor, folder: Path, seeds: Sequ
     from memharness.trace.safety import atomic_write_bytes
 
     if not denoiser.can_decode:
-        raise MemharnessError(f"--images: model {denoiser.card.id} has no decoder; its scores use latents")
+        raise FieldError("images", f"model {denoiser.card.id} has no decoder; its scores use latents")
     for seed, image in zip(seeds, denoiser.decode(x_0), strict=True):
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="PNG")

@@ -16,7 +16,7 @@ import numpy as np
 from safetensors.numpy import save as st_save
 
 from memharness import __version__
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.trace import schema, validate
 from memharness.trace.manifest import MANIFEST, manifest_bytes, prompt_set_hash, read_manifest
 from memharness.trace.safety import atomic_write_bytes, check_id, contained
@@ -28,17 +28,15 @@ class FixtureWriter:
     def __init__(self, root: Path, *, model: dict[str, Any], prompts: list[dict[str, Any]], prompt_set: str):
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
-            raise MemharnessError(f"{self.root}: exists and is not a folder; choose another --out")
+            raise FieldError("out", "exists and is not a folder; choose another", value=self.root)
         validate.validate_prompts(prompts, "prompts")
         validate.validate(model, validate.CARD, f"model card {model.get('id')!r}")  # its id names report folders
         digest = prompt_set_hash(prompts)
         if (self.root / MANIFEST).exists():
             self.manifest = read_manifest(self.root)
             if self.manifest["model"] != model or self.manifest["prompt_set"]["sha256"] != digest:
-                raise MemharnessError(
-                    f"{self.root}: holds a fixture of another model card or prompt set; "
-                    "choose another --out or delete the folder"
-                )
+                raise FieldError("out", "holds a fixture of another model card or prompt set; "
+                                        "choose another folder or delete this one", value=self.root)
         else:
             self.manifest = {
                 "schema_version": schema.SCHEMA_VERSION,
@@ -58,10 +56,8 @@ class FixtureWriter:
         existing = runs.get(sampler)
         if existing is not None and existing["settings"] != settings:
             if not overwrite:
-                raise MemharnessError(
-                    f"{self.root}: run {sampler!r} was recorded with other settings; "
-                    "pass --overwrite to replace it or choose another --out"
-                )
+                raise FieldError("out", f"run {sampler!r} was recorded with other settings; "
+                                        "pass --overwrite to replace it or choose another folder", value=self.root)
             existing = None
         if existing is None:
             replaced = sampler in runs

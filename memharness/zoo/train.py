@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.models.digits import (
     EMBED_DIM,
     FORMAT,
@@ -236,21 +236,21 @@ def train_digits(
     try:
         atomic_write_bytes(path, blob)
     except OSError as exc:
-        raise MemharnessError(f"--out: cannot write {path} ({exc.strerror})") from None
+        raise FieldError("out", f"cannot write {path} ({exc.strerror})") from None
     return path
 
 
 def _check_train_args(*, steps: int, out: str | Path, organism: str, duplicated: bool) -> Path:
     """The output folder, after refusing a bad step count, a file as --out and an unknown organism."""
     if steps < 1:
-        raise MemharnessError("--steps: must be ≥ 1")
+        raise FieldError("steps", "must be ≥ 1")
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise MemharnessError(f"--out: {out} is a file; give a folder")
+        raise FieldError("out", f"{out} is a file; give a folder")
     if organism not in DESIGNS:
         raise MemharnessError(f"unknown organism {organism!r}; known: {', '.join(DESIGNS)}")
     if organism != "digits" and not duplicated:
-        raise MemharnessError(f"--no-duplication: only the digits organism has a control; {organism} is graded")
+        raise FieldError("duplication", f"only the digits organism has a control; {organism} is graded")
     return out
 
 

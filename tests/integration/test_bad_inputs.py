@@ -287,7 +287,7 @@ def test_trace_into_fixture_of_another_card(small_fixture, capsys):
     before = snapshot(small_fixture)
     rc = run_cli(["trace", "--out", str(small_fixture), "--steps", "2", "--seeds", "2"])
     _, err = capsys.readouterr()
-    assert_one_line_error(rc, err, str(small_fixture), "another --out")
+    assert_one_line_error(rc, err, f"--out {small_fixture}:", "choose another folder")
     assert snapshot(small_fixture) == before, "the other card's fixture was changed"
     assert not tmp_leftovers(small_fixture)
 
@@ -297,7 +297,7 @@ def test_trace_out_is_a_file(tmp_path, capsys):
     out.write_text("not a folder\n")
     rc = run_cli(["trace", "--out", str(out), "--steps", "2", "--seeds", "2"])
     _, err = capsys.readouterr()
-    assert_one_line_error(rc, err, str(out))
+    assert_one_line_error(rc, err, "--out", str(out))
     assert out.read_text() == "not a folder\n"
 
 

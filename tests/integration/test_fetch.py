@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
+from memharness.cli.runtime import error_text
 from memharness.data.fetch import (
     MANIFEST,
     FetchItem,
@@ -24,7 +25,7 @@ from memharness.data.fetch import (
     write_prompt_file,
 )
 from memharness.data.prompts import load_prompt_file
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 
 
 def _image(fmt: str, size: tuple[int, int] = (64, 48)) -> bytes:
@@ -375,8 +376,10 @@ def test_truncated_images_fail_even_if_pillow_is_told_to_load_them(server, tmp_p
     ({"max_redirects": -1}, "--max-redirects"),
 ])
 def test_bad_options_name_the_option(settings, option):
-    with pytest.raises(MemharnessError, match=option):
+    with pytest.raises(FieldError) as caught:
         FetchOptions(**settings)
+    assert caught.value.field == next(iter(settings))  # the field, which the CLI names as its option
+    assert error_text(caught.value).startswith(option + ": ")
 
 
 def test_options_are_keyword_only():
