@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from memharness.cli.runtime import error_text
 from memharness.data import load_prompt_file
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 from memharness.models.base import Prompt
 
 ROWS = [
@@ -63,6 +64,15 @@ def assert_error(path: Path, *needles: str) -> str:
     for needle in needles:
         assert needle.lower() in message.lower(), f"{needle!r} not in {message!r}"
     return message
+
+
+def assert_prompts_option_error(path: Path, *needles: str) -> None:
+    """An error about the --prompts file as a whole: a field error the CLI prints as ``--prompts: ...``."""
+    with pytest.raises(FieldError) as info:
+        load_prompt_file(path)
+    assert info.value.field == "prompts"
+    assert error_text(info.value).startswith("--prompts: ")
+    assert_error(path, *needles)
 
 
 # --------------------------------------------------------------------------- what loads
@@ -128,13 +138,13 @@ def test_unicode_text(tmp_path):
 # --------------------------------------------------------------------------- file-level errors
 def test_missing_file(tmp_path):
     missing = tmp_path / "nope.jsonl"
-    assert_error(missing, "--prompts", "not found")
+    assert_prompts_option_error(missing, "not found")
 
 
 def test_a_folder_is_not_a_prompt_file(tmp_path):
     folder = tmp_path / "prompts.jsonl"
     folder.mkdir()
-    assert_error(folder, "--prompts")
+    assert_prompts_option_error(folder)
 
 
 @pytest.mark.parametrize("name", ["prompts.txt", "prompts", "prompts.yaml"])
