@@ -2,7 +2,7 @@
 
 ``check --model M`` without fixtures names M, says what recording needs (weights as a diffusers
 folder, a single-file checkpoint or a hub id; a GPU for Stable Diffusion models; the time and
-disk per prompt the README measures) and prints the commands. ``memharness models`` says which
+disk per prompt docs/models.md measures) and prints the commands. ``memharness models`` says which
 models have fixtures, and where.
 """
 
@@ -14,7 +14,7 @@ from memharness.errors import MemharnessError
 from memharness.guidance import passes_per_step
 from memharness.models.card import ModelCard
 
-# Measured in the README (Recording real models; Benchmarks a, d): one prompt at SD's latent size.
+# Measured in docs/models.md (Disk) and docs/benchmarks.md (a, d): one prompt at SD's latent size.
 DISK_DDIM_50_SEEDS_KB = 461  # DDIM, 50 seeds, g = 1 and 7.5
 DISK_DDPM_10_SEEDS_KB = 144  # DDPM, 10 seeds, g = 1 and 7.5
 GPU_EVALS_PER_S = 62.9  # an A100, fp16: ASSUMED (fal-ai benchmarks), not measured here
@@ -76,7 +76,7 @@ def recording_guide(card: ModelCard, out: Path) -> list[str]:
         f"  - per prompt, with the card's defaults (DDIM {ddim_seeds} seeds, DDPM {ddpm_seeds} seeds, {STEPS} steps): "
         f"{ddim + ddpm:,} UNet evaluations, about {_hours(ddim + ddpm, GPU_EVALS_PER_S)} on one GPU at "
         f"{GPU_EVALS_PER_S} evaluations/s (an assumed A100 rate; the progress line shows yours), and about "
-        f"{disk:.0f} KB of disk (README: 461 KB for DDIM with 50 seeds, 144 KB for DDPM with 10)",
+        f"{disk:.0f} KB of disk (docs/models.md: 461 KB for DDIM with 50 seeds, 144 KB for DDPM with 10)",
         "Record and check them:",
     ]
     weights = "--model-path PATH " if not hub else ""

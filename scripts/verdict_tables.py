@@ -1,4 +1,5 @@
-"""The README's verdict tables, measured: one Markdown table per shipped model, then one verdict per model.
+"""The verdict tables of docs/verdicts.md and the README, measured: one Markdown table per shipped model,
+then one verdict per model.
 
     python scripts/verdict_tables.py analytic digits digits-control [--null 20]
 

@@ -2,7 +2,7 @@
 
 For a fixture whose prompts carry a duplication count (manifest field ``duplicates``, e.g. the
 ``digits-graded`` organism), :func:`dose_numbers` computes what the organism's model card and
-the README quote, so that each number is reproduced by one command:
+docs/models.md quote, so that each number is reproduced by one command:
 
 - the memorization score per prompt and per count at every DDIM guidance scale;
 - Spearman's ρ of score against log count (prompts with a count), per g, with a bootstrap CI

@@ -57,7 +57,7 @@ def test_paper_scale_size_is_linear_in_prompts(synthetic, tmp_path):
     scale = synthetic.Scale(prompts=2)
     stats = synthetic.write_synthetic_fixture(tmp_path / "fx", scale)
     per_prompt = sum(stats.per_run_bytes.values()) / scale.prompts
-    assert 550e3 < per_prompt < 650e3  # DDIM 461 KB + DDPM 144 KB (README: Disk)
+    assert 550e3 < per_prompt < 650e3  # DDIM 461 KB + DDPM 144 KB (docs/models.md: Disk)
     assert per_prompt * synthetic.PAPER.prompts < 300e6
 
 

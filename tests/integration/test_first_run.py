@@ -23,7 +23,7 @@ def test_check_without_fixtures_names_the_model_and_gives_the_commands(model, tm
     assert "diffusers pipeline folder" in err and ".safetensors" in err and card.params["hub_id"] in err
     assert "GPU" in err
     assert f"{unet_evaluations(card, 'ddim') + unet_evaluations(card, 'ddpm'):,} UNet evaluations" in err
-    assert "461 KB" in err and "144 KB" in err  # the README's measured disk per prompt
+    assert "461 KB" in err and "144 KB" in err  # docs/models.md's measured disk per prompt
     command = (f"  memharness trace --model {model} --prompts data/webster/prompts.jsonl --device cuda "
                f"--out fixtures/{model}")
     assert command in lines and command + " --sampler ddpm" in lines

@@ -143,7 +143,7 @@ def test_provenance_paths_and_the_check_line(weights, tmp_path, capsys):
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
 def test_batches_of_one_reproduce_per_seed_pipe_calls(sampler):
-    """README's exactness condition: the same batch composition. Seeds sampled one per batch (what
+    """The exactness condition of docs/models.md: the same batch composition. Seeds sampled one per batch (what
     `trace --batch-size 1` does) equal one `pipe(...)` call per seed, bit for bit on the CPU."""
     import torch
 

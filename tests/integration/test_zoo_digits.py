@@ -159,7 +159,7 @@ def _check_json(capsys, *argv: str) -> dict:
     return report
 
 
-# The verdicts of the shipped digits fixture under the verdict rule; README ("The digits organism")
+# The verdicts of the shipped digits fixture under the verdict rule; docs/models.md ("The digits organism")
 # says why each that is not PASS is not.
 DIGITS_VERDICTS = {
     "overfit-without-guidance": "PASS", "loss-reversal-with-guidance": "PASS",
