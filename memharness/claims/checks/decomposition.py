@@ -15,7 +15,8 @@ from memharness.trace.group import Group
 
 # Eq 14's reference r in x_t ≈ w0·r + wT·x_T: the training latent x (the paper's text) or the
 # generation's own final latent x_0 (what the authors' code decomposes on).
-REFERENCE = Param(str, "x", choices=("x", "x_0"))
+REFERENCE = Param(str, "x", choices=("x", "x_0"),
+                  doc="r in Eq 14's x_t ≈ w0·r + wT·x_T: x (the paper's text) or x_0 (Fig 10c,d,g,h; authors' code)")
 
 
 def _reference_schedule(ctx: Context, group: Group, sampler: str) -> tuple[np.ndarray, np.ndarray]:
@@ -29,8 +30,11 @@ def _reference_schedule(ctx: Context, group: Group, sampler: str) -> tuple[np.nd
 
 @register("decomposition-g1", params={
     "sampler": SAMPLER, "guidance": guidance(1.0), "reference": REFERENCE,
-    "schedule_reference": Param(str, "eq21", choices=("eq21", "eq20")),
-    "max_rms": Param(float, 0.1, low=0.0, high=10.0), "min_auc": MIN_AUC,
+    "schedule_reference": Param(str, "eq21", choices=("eq21", "eq20"),
+                                doc="the curves w0, wT follow: eq21 (√ᾱ_t, √(1−ᾱ_t), as Fig 10 plots) or exact Eq 20"),
+    "max_rms": Param(float, 0.1, low=0.0, high=10.0,
+                     doc="bound on the RMS distance of (w0, wT) from it; Fig 10a,b say 'track', 0.1 is ours"),
+    "min_auc": MIN_AUC,
 })
 def decomposition_g1(ctx: Context):
     """Fig 10a,b: at g = 1, w0 and wT follow √ᾱ_t and √(1−ᾱ_t) more closely for memorized prompts."""
@@ -52,7 +56,8 @@ def decomposition_g1(ctx: Context):
 
 @register("early-dominance", params={
     "sampler": SAMPLER, "guidance": guidance(7.5),
-    "references": Param(list, ["x", "x_0"], item=str, choices=("x", "x_0")),
+    "references": Param(list, ["x", "x_0"], item=str, choices=("x", "x_0"),
+                        doc="the r's of Eq 14 checked, each on its own: x (Fig 10f) and x_0 (Fig 10h)"),
     "early_steps": EARLY_STEPS, "min_auc": MIN_AUC,
 })
 def early_dominance(ctx: Context):
@@ -100,7 +105,8 @@ def measure_severity(ctx: Context) -> dict:
 
 @register("deviation-predicts-severity", params={
     "sampler": SAMPLER, "guidance": guidance(7.5), "reference": REFERENCE,
-    "include_final_state": Param(bool, False),
+    "include_final_state": Param(bool, False,
+                                 doc="add x_0 to the sums; false: Σ over t = T … 1, as Fig 11's sums are written"),
     "min_r": Param(float, 0.9, low=0.0, high=1.0, doc="floor of r for Σδ and Σ(w0 − √ᾱ) (Fig 11: 0.92)"),
     "min_r_wT": Param(float, 0.5, low=0.0, high=1.0, doc="floor of r for −Σ(wT − √(1−ᾱ)) (Fig 11: 0.70)"),
     "early_steps": EARLY_STEPS,

@@ -13,15 +13,23 @@ from memharness.detection.signals import censored_steps, default_rho2, delta_sta
 
 @register("realtime-detection", params={
     "sampler": SAMPLER, "guidance": guidance(7.5),
-    "reference": Param(str, "online", choices=("online", "train", "final")),
+    "reference": Param(str, "online", choices=("online", "train", "final"),
+                       doc="r of δ(t): online ρ·x̂0(t)/‖x̂0(t)‖ (ours; App H does not say), train x, final x_0"),
     "gamma": Param(float, 0.2, low=-10.0, high=10.0, doc="the rule's margin; below 0 a threshold above δ = 0"),
-    "first_state": Param(int, 1, low=0, high=10_000),
-    "horizon": Param(int, None, low=1, high=10_000, nullable=True),
-    "window": Param(int, 10, low=1, high=10_000),
-    "rho2": Param(float, None, low=1e-12, high=1e15, nullable=True),
-    "max_mean_step": Param(float, 7.0, low=0.0, high=10_000.0),
-    "min_flag_gap": Param(float, 0.5, low=0.0, high=1.0),
-    "min_auc": Param(float, 0.75, low=0.5, high=1.0),
+    "first_state": Param(int, 1, low=0, high=10_000,
+                         doc="the first state scored; 0 is x_T, where δ is the same for every prompt (ours)"),
+    "horizon": Param(int, None, low=1, high=10_000, nullable=True,
+                     doc="steps a flag counts in, a miss counting as this; null: all (App H acts at any step)"),
+    "window": Param(int, 10, low=1, high=10_000,
+                    doc="the reported score is max δ over states first_state…window (the early steps, Fig 12)"),
+    "rho2": Param(float, None, low=1e-12, high=1e15, nullable=True,
+                  doc="ρ², the online reference's squared norm; null: d, the latent size (unit variance; ours)"),
+    "max_mean_step": Param(float, 7.0, low=0.0, high=10_000.0,
+                           doc="bound on the memorized mean detection step: App H's 3.31 ± 3.69, mean + 1 sd"),
+    "min_flag_gap": Param(float, 0.5, low=0.0, high=1.0,
+                          doc="the share of seeds flagged, memorized minus normal, must exceed it (ours)"),
+    "min_auc": Param(float, 0.75, low=0.5, high=1.0,
+                     doc="the floor the reported (not decided) AUC of the window's max δ is held to"),
 })
 def realtime_detection(ctx: Context):
     """App H: the rule δ(t) > −γ flags memorized generations within a few steps (paper: 3.31 ± 3.69), and

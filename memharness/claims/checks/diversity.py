@@ -25,8 +25,10 @@ def measure_alignment(ctx: Context) -> dict:
 
 
 @register("diversity-collapse", params={
-    "sampler": SAMPLER, "guidance": guidance(7.5), "state": Param(int, 10, low=0, high=10_000),
-    "min_r": Param(float, 0.6, low=0.0, high=1.0, doc="floor of |r|, near the paper's 0.71"), "min_auc": MIN_AUC,
+    "sampler": SAMPLER, "guidance": guidance(7.5), "state": Param(
+        int, 10, low=0, high=10_000, doc="tr Cov(x_t) is read after this many steps (Fig 7: 'after 10 steps', t = 40)"),
+    "min_r": Param(float, 0.6, low=0.0, high=1.0, doc="r must be below −min_r: near Fig 7's 0.7148 (a negative r)"),
+    "min_auc": MIN_AUC,
 })
 def diversity_collapse(ctx: Context):
     """Fig 7: tr Cov(x_t) across seeds is smaller under memorization; after 10 steps it tracks the score."""
@@ -45,8 +47,13 @@ def diversity_collapse(ctx: Context):
 
 
 @register("update-alignment", params={
-    "sampler": SAMPLER, "guidance": guidance(7.5), "pca": Param(str, "uncentred", choices=tuple(_PCA_COLUMN)),
-    "early_steps": EARLY_STEPS, "min_cosine": Param(float, 0.5, low=0.0, high=1.0), "min_auc": MIN_AUC,
+    "sampler": SAMPLER, "guidance": guidance(7.5), "pca": Param(
+        str, "uncentred", choices=tuple(_PCA_COLUMN),
+        doc="PCA of Δx for Fig 8's PC1; the paper does not say; uncentred (ours) keeps the shared x direction"),
+    "early_steps": EARLY_STEPS,
+    "min_cosine": Param(float, 0.5, low=0.0, high=1.0,
+                        doc="floor of the early absolute cos(PC1(Δx), x); Fig 8 says 'strongly', 0.5 is ours"),
+    "min_auc": MIN_AUC,
 })
 def update_alignment(ctx: Context):
     """Fig 8: early on, the first principal component of Δx = x_{t−1} − x_t points along x for memorized prompts."""

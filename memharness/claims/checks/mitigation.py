@@ -63,8 +63,10 @@ def _unusable_section(ctx: Context, section: dict | None) -> str | None:
 
 
 @register("mitigation", params={
-    "method": Param(str, "delta", choices=MITIGATION_METHODS),
-    "gamma": Param(float, 0.2, low=0.0, high=10.0),
+    "method": Param(str, "delta", choices=MITIGATION_METHODS,
+                    doc="the policy judged: delta (App H: g = 0 once δ(t) > −γ) or a Jain et al. (2025) variant"),
+    "gamma": Param(float, 0.2, low=0.0, high=10.0,
+                   doc="the margin of the delta rule δ(t) > −γ (App H, Fig 25: 0.2); runs at another γ: SKIP"),
     "min_drop": Param(float, 0.2, low=0.0, high=2.0, doc="the memorized prompts' mean drop that counts"),
     "min_excess_drop": Param(float, 0.1, low=0.0, high=2.0,
                              doc="how much more the memorized prompts must drop than the normal ones"),

@@ -25,7 +25,8 @@ def _setting(ctx: Context) -> tuple[str, float]:
 SETTING = {"sampler": SAMPLER, "guidance": guidance(7.5)}
 
 
-@register("predictions-follow-noise", params={**SETTING, "min_cosine": Param(float, 0.95, low=-1.0, high=1.0)})
+@register("predictions-follow-noise", params={**SETTING, "min_cosine": Param(
+    float, 0.95, low=-1.0, high=1.0, doc="floor of cos(ε, x_T) at t = T; Fig 5a,b say 'nearly 1', 0.95 is ours")})
 def predictions_follow_noise(ctx: Context):
     """Fig 5a,b: cos(ε_u(x_T), x_T) ≈ 1 and cos(ε_c(x_T), x_T) ≈ 1 for all prompts."""
     sampler, g = _setting(ctx)
@@ -45,8 +46,10 @@ def predictions_follow_noise(ctx: Context):
 
 
 @register("unconditional-blind", params={
-    **SETTING, "max_abs_cosine": Param(float, 0.2, low=0.0, high=1.0),
-    "max_relative_residual": Param(float, 0.05, low=0.0, high=10.0),
+    **SETTING, "max_abs_cosine": Param(float, 0.2, low=0.0, high=1.0,
+                                       doc="bound on the size of cos(ε_u − x_T, −x); Fig 5c says 'close to 0', ours"),
+    "max_relative_residual": Param(float, 0.05, low=0.0, high=10.0,
+                                   doc="bound on ‖ε_u − x_T‖²/‖x_T‖²; Fig 13a plots raw sums, 'nearly zero': ours"),
 })
 def unconditional_blind(ctx: Context):
     """Fig 5c, 13a: for memorized prompts ε_u − x_T carries no −x (cosine ≈ 0) and is nearly zero."""
@@ -67,7 +70,9 @@ def unconditional_blind(ctx: Context):
 
 
 @register("conditional-injects-x", params={
-    **SETTING, "min_cosine": Param(float, 0.5, low=-1.0, high=1.0), "min_auc": MIN_AUC,
+    **SETTING, "min_cosine": Param(float, 0.5, low=-1.0, high=1.0,
+                                  doc="floor of the median cos(ε_c − x_T, −x) (Fig 5d: 0.7543); 'high' read as 0.5"),
+    "min_auc": MIN_AUC,
 })
 def conditional_injects_x(ctx: Context):
     """Fig 5d, 13b: cos(ε_c − x_T, −x) is high for memorized prompts and higher than for normal ones;
@@ -97,7 +102,8 @@ def measure_magnitude(ctx: Context) -> dict:
 
 
 @register("magnitude-explained", params={
-    **SETTING, "min_auc": MIN_AUC, "ratio_tolerance": Param(float, 0.25, low=0.0, high=10.0),
+    **SETTING, "min_auc": MIN_AUC, "ratio_tolerance": Param(float, 0.25, low=0.0, high=10.0,
+                                                  doc="‖ε_c − ε_u‖/(s‖x‖) must lie in 1 ± this (Eq 11); ours"),
 })
 def magnitude_explained(ctx: Context):
     """§4 and Eq 11: ‖ε_c − ε_u‖ at t = T separates memorized prompts (Wen et al.) and ≈ s‖x‖."""

@@ -31,8 +31,11 @@ def measure_k_against_guidance(ctx: Context) -> dict:
 
 
 @register("linear-in-guidance", params={
-    "sampler": SAMPLER, "step": Param(int, 0, low=0, high=10_000),
-    "slope_tolerance": Param(float, 0.1, low=0.0, high=10.0), "min_auc": MIN_AUC,
+    "sampler": SAMPLER, "step": Param(int, 0, low=0, high=10_000,
+                                     doc="the step k is read at, 0-based: 0 is t = T, where Eq 13 (x̂0 ≈ g·x) holds"),
+    "slope_tolerance": Param(float, 0.1, low=0.0, high=10.0,
+                             doc="the slope of k on g must lie in 1 ± this (Eq 13); the paper gives none, ours"),
+    "min_auc": MIN_AUC,
 })
 def linear_in_guidance(ctx: Context):
     """Eq 13: first-step k of memorized prompts grows with g at slope ≈ 1, faster than for normal prompts."""
@@ -60,7 +63,9 @@ def linear_in_guidance(ctx: Context):
 
 @register("overestimation", params={
     "sampler": SAMPLER, "guidance": guidance(7.5), "early_steps": EARLY_STEPS,
-    "min_k": Param(float, 1.0, low=0.0, high=1000.0), "min_auc": MIN_AUC,
+    "min_k": Param(float, 1.0, low=0.0, high=1000.0,
+                   doc="the memorized prompts' early k = ‖x̂0‖/‖x‖ must exceed it (App B.1, Fig 12: k > 1)"),
+    "min_auc": MIN_AUC,
 })
 def overestimation_claim(ctx: Context):
     """App B.1, Fig 12: early at g = 7.5, k = ‖x̂0(t)‖/‖x‖ > 1 for memorized prompts, and larger than
@@ -81,8 +86,11 @@ def overestimation_claim(ctx: Context):
 
 
 @register("direction-preserved", params={
-    "sampler": SAMPLER, "guidance_scales": Param(list, [1.0, 7.5], item=float, low=0.0, high=100.0),
-    "min_cosine": Param(float, 0.9, low=-1.0, high=1.0), "min_auc": MIN_AUC,
+    "sampler": SAMPLER, "guidance_scales": Param(list, [1.0, 7.5], item=float, low=0.0, high=100.0,
+                                               doc="the g's checked, each on its own (Fig 1a-c: g = 1; Fig 1d-f: 7.5)"),
+    "min_cosine": Param(float, 0.9, low=-1.0, high=1.0,
+                        doc="floor of cos(x̂0, x) at the weakest step; Fig 1 says 'high', 0.9 is our reading"),
+    "min_auc": MIN_AUC,
 })
 def direction_preserved(ctx: Context):
     """Fig 1: cos(x̂0(t), x) stays high for memorized prompts at every step, with and without guidance,

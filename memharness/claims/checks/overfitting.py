@@ -15,7 +15,9 @@ from memharness.claims.verdict import Outcome
 
 @register("overfit-without-guidance", params={
     "sampler": SAMPLER, "guidance": guidance(1.0),
-    "steps": Param(list, [1, 10, 50], item=int, low=1, high=10_000), "min_auc": MIN_AUC,
+    "steps": Param(list, [1, 10, 50], item=int, low=1, high=10_000,
+                   doc="Fig 1a-c's 'after 1, 10 and 50 steps', read as x̂0 of the n-th step (1: t = T)"),
+    "min_auc": MIN_AUC,
 })
 def overfit_without_guidance(ctx: Context):
     """Fig 1a-c: at g = 1, ‖x̂0(t) − x‖² is smaller for memorized prompts after 1, 10 and 50 steps."""
@@ -38,7 +40,9 @@ def overfit_without_guidance(ctx: Context):
 
 @register("loss-reversal-with-guidance", params={
     "sampler": SAMPLER, "guidance": guidance(7.5),
-    "step": Param(int, 1, low=1, high=10_000), "min_auc": MIN_AUC,
+    "step": Param(int, 1, low=1, high=10_000,
+                  doc="the step whose ‖x̂0 − x‖² is compared, 1-based: 1 is t = T, Fig 1d's 'very first step'"),
+    "min_auc": MIN_AUC,
 })
 def loss_reversal(ctx: Context):
     """Fig 1d: at g = 7.5 the first-step ‖x̂0(T) − x‖² is larger for memorized prompts (Eq 10's loss rises)."""

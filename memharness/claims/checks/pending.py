@@ -16,7 +16,8 @@ def category_counts(prompts: list[dict]) -> Counter:
     return Counter(p["category"] for p in prompts if p.get("category"))
 
 
-@register("prompt-categories", params={"paper_counts": Param(dict, {})},
+@register("prompt-categories", params={"paper_counts": Param(
+    dict, {}, doc="Table 1's prompts per Webster category (MV, TV, RV, N), per model id")},
           null_not_applicable="it reads the prompts' categories, not the scores")
 def prompt_categories(ctx: Context):
     """Table 1: retrievable prompts per Webster category (MV / TV / RV / N) for the model."""

@@ -14,9 +14,9 @@ from memharness.claims.statistics import Decision, combine
 
 
 @register("sampler-agnostic", params={
-    "sampler": Param(str, "ddpm", choices=SAMPLERS),
+    "sampler": Param(str, "ddpm", choices=SAMPLERS, doc="the sampler the listed claims are re-run under (App E: DDPM)"),
     "claims": Param(list, ["overfit-without-guidance", "loss-reversal-with-guidance", "deviation-predicts-severity"],
-                    item=str),
+                    item=str, doc="the claims re-run: App E's Fig 15 (Fig 1 under DDPM) and Fig 16 (Fig 11)"),
 })
 def sampler_agnostic(ctx: Context):
     """App E, Fig 15-16: the listed claims, re-run on the DDPM run (Eq 22-27), must hold as under DDIM."""
