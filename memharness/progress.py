@@ -1,4 +1,4 @@
-"""Progress of long commands (trace, mitigate, score, report, data fetch), one helper for all.
+"""Progress of long commands (trace, mitigate, score, report, data fetch, generate, check --null), one helper for all.
 
 In a terminal it is a rich progress bar on standard error that disappears when done. Elsewhere
 (``NO_COLOR`` set, or standard error not a terminal: CI logs, ``nohup``, a pipe) a bar would

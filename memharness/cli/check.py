@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from memharness.cli.options import add_fixture_options, positive_int
-from memharness.cli.runtime import fixture_info, fixture_targets, open_fixture, progress, terminal
+from memharness.cli.runtime import fixture_info, fixture_targets, open_fixture, terminal
 from memharness.errors import MemharnessError
 
 
@@ -106,12 +106,11 @@ def _model_reports(args: argparse.Namespace, targets, specs) -> tuple[list, dict
 def _with_null(args: argparse.Namespace, model: str, fixture, specs, verdicts):
     """--null K: each verdict with how often its claim PASSed on K label permutations."""
     from memharness.claims.engine import null_pass_rates, with_null
+    from memharness.progress import LongWork
 
-    console, plain = terminal(sys.stderr)
-    with progress(console, plain, f"{model}: label permutations", "permutations") as bar:
-        task = bar.add_task("null", total=args.null)
+    with LongWork("check --null", f"{model}: label permutations", unit="permutations", total=args.null) as work:
         rates = null_pass_rates(fixture, specs, permutations=args.null, seed=args.null_seed, only=args.claim or (),
-                                progress=lambda done, total: bar.update(task, completed=done))
+                                progress=work.update)
     return with_null(verdicts, rates)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from memharness.cli.mitigate import load_model
 from memharness.cli.options import add_model_options, positive_int
-from memharness.cli.runtime import progress, terminal
+from memharness.cli.runtime import terminal
 from memharness.errors import MemharnessError
 from memharness.mitigation.constants import DEFAULT_GAMMA
 
@@ -76,11 +76,12 @@ def run(args: argparse.Namespace) -> int:
     prompt = _prompt(args, denoiser)
     console, plain = terminal(sys.stderr)
     seeds = list(range(args.seeds))
-    with progress(console, plain, "generate", "steps") as bar:
-        task = bar.add_task(f"{denoiser.card.id} {prompt.id} × {len(seeds)} seeds g={args.guidance:g}",
-                            total=args.steps)
+    from memharness.progress import LongWork
+
+    label = f"{denoiser.card.id} {prompt.id} × {len(seeds)} seeds g={args.guidance:g}"
+    with LongWork("generate", label, unit="steps", total=args.steps, stream=sys.stderr, plain=plain) as work:
         gen = generate(denoiser, prompt, seeds=seeds, guidance_scale=args.guidance, num_inference_steps=args.steps,
-                       mitigate=args.mitigate, gamma=args.gamma, hooks=[lambda state: bar.advance(task)])
+                       mitigate=args.mitigate, gamma=args.gamma, hooks=[lambda state: work.advance()])
     record = write_generation(gen, out, model=denoiser.card.id)
     steps = ", ".join(f"{s}: {d}" for s, d in record["detection_step"].items())
     what = "images" if record["output"] == "png" else "final latents (no decoder)"

@@ -119,14 +119,6 @@ def terminal(stream=None):
     return Console(file=out, highlight=False, soft_wrap=False, width=width, **kwargs), plain
 
 
-def progress(console, plain: bool, verb: str, unit: str):
-    """The progress bar of long commands (off when plain: CI logs, NO_COLOR); ``unit`` may name task fields."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn(f"[bold]{verb}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn(unit), TimeRemainingColumn(), console=console, disable=plain, transient=True)
-
-
 # --------------------------------------------------------------------------- writers
 def command_line(args: argparse.Namespace) -> str:
     """The command as typed (for the lock holder's description)."""

@@ -147,3 +147,13 @@ def test_report_prints_progress_lines(tmp_path, capsys):
     assert main(["report", "--model", "analytic", "--out", str(tmp_path / "r")]) == 0
     err = capsys.readouterr().err
     assert "report analytic: " in err and "figures (100 %)" in err
+
+
+def test_check_null_and_generate_print_progress_lines(tmp_path, capsys):
+    """The two commands that used their own bar now talk through LongWork too."""
+    assert main(["check", "--claim", "overestimation", "--null", "2", "--format", "json"]) == 0
+    assert "check --null analytic: label permutations: 2/2 permutations (100 %)" in capsys.readouterr().err
+    assert main(["generate", "--prompt-id", "mem-00", "--seeds", "2", "--steps", "5",
+                 "--out", str(tmp_path / "gen")]) == 0
+    err = capsys.readouterr().err
+    assert "generate analytic mem-00 × 2 seeds g=7.5: 5/5 steps (100 %)" in err
