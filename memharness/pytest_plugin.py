@@ -103,7 +103,10 @@ def _error_line(exc: BaseException) -> str:
     """The one line of a MemharnessError, a field named as this plugin's option (FieldError)."""
     from memharness.errors import FieldError
 
-    text = exc.render(_OPTIONS.get(exc.field, exc.field)) if isinstance(exc, FieldError) else str(exc)
+    def option(field: str) -> str:
+        return _OPTIONS.get(field, field)
+
+    text = exc.render(option(exc.field), option=option) if isinstance(exc, FieldError) else str(exc)
     return "memharness: error: " + text
 
 

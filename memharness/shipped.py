@@ -13,7 +13,7 @@ import contextlib
 from importlib import resources
 from pathlib import Path
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError
 
 # A package imported from a zip has no folders on disk: its resources are extracted once per process.
 _EXTRACTED = contextlib.ExitStack()
@@ -59,8 +59,8 @@ def writable_fixture(model: str) -> Path:
     hint = (f"copy the shipped one there (cp -r {shipped_fixture(model)} {local}) or "
             if (shipped_fixture(model) / "manifest.json").is_file() else
             f"record one with `memharness trace --model {model}`, or ")
-    raise MemharnessError(f"{local}: no fixture here to update (the shipped fixtures are read-only); "
-                          f"{hint}pass --fixtures DIR")
+    raise FieldError("fixtures", f"no fixture here to update (the shipped fixtures are read-only); "
+                                 f"{hint}give another folder", value=local)
 
 
 def is_shipped(path: Path) -> bool:
@@ -70,9 +70,10 @@ def is_shipped(path: Path) -> bool:
     return target == root or root in target.parents
 
 
-def refuse_shipped(path: Path, option: str) -> None:
-    """Writers call this before touching ``path``: the shipped fixtures are package data, read-only."""
+def refuse_shipped(path: Path, field: str) -> None:
+    """Writers call this before touching ``path``, given in ``field``: the shipped fixtures are package data,
+    read-only."""
     if is_shipped(path):
-        raise MemharnessError(f"{option}: {path} is shipped inside the memharness package and is read-only; "
-                              "give your own folder with --out / --fixtures DIR, or run from a folder where "
-                              "fixtures/<model> holds (or will hold) your recording")
+        raise FieldError(field, f"{path} is shipped inside the memharness package and is read-only; give your "
+                                "own folder, or run from a folder where fixtures/<model> holds (or will hold) your "
+                                "recording")

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.fixtures and args.model_path and not args.model:
         raise MemharnessError("--fixtures: give the fixture folder of the --model-path model")
     root = Path(args.fixtures) if args.fixtures else writable_fixture(args.model or DEFAULT_MODEL)
-    refuse_shipped(root, "--fixtures")  # before any weights load (the lock refuses it too)
+    refuse_shipped(root, "fixtures")  # before any weights load (the lock refuses it too)
     settings = MitigationSettings(methods=tuple(args.methods), gamma=args.gamma, transition_t=args.transition,
                                   guidance=args.guidance, batch_size=args.batch_size,
                                   image_dir=Path(args.images) if args.images else None)
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         def progress(done: int, total: int, prompt_id: str, was_skipped: bool) -> None:
             work.update(done, total, skipped=was_skipped)
 
-        with writer_lock(root, args, option="--fixtures"):  # one writer per fixture folder
+        with writer_lock(root, args, field="fixtures"):  # one writer per fixture folder
             section = record_mitigation(denoiser, root, settings, overwrite=args.overwrite, progress=progress,
                                         limit=args.limit)
     skipped = work.skipped

@@ -27,8 +27,9 @@ def flag(field: str) -> str:
 
 
 def error_text(exc: MemharnessError) -> str:
-    """The error as the command line says it: a field is named as its option (``seeds`` → ``--seeds``)."""
-    return exc.render(flag(exc.field)) if isinstance(exc, FieldError) else str(exc)
+    """The error as the command line says it: a field, and any field it mentions, named as its option
+    (``seeds`` → ``--seeds``)."""
+    return exc.render(flag(exc.field), option=flag) if isinstance(exc, FieldError) else str(exc)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -127,15 +128,15 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(["memharness", *getattr(args, "argv", [])])
 
 
-def writer_lock(folder: Path, args: argparse.Namespace, option: str = "--out"):
-    """The lock every writer of a fixture (or data) folder holds; --wait waits for the holder.
-    Only --out folders are created; --fixtures must exist. The shipped fixtures are refused: read-only."""
+def writer_lock(folder: Path, args: argparse.Namespace, field: str = "out"):
+    """The lock every writer of a fixture (or data) folder, given in option ``field``, holds; --wait waits for
+    the holder. Only --out folders are created; --fixtures must exist. The shipped fixtures are refused: read-only."""
     from memharness.shipped import refuse_shipped
     from memharness.trace.safety import FolderLock
 
-    refuse_shipped(folder, option)
-    return FolderLock(folder, wait=bool(getattr(args, "wait", False)), option=option, command=command_line(args),
-                      create=option == "--out")
+    refuse_shipped(folder, field)
+    return FolderLock(folder, wait=bool(getattr(args, "wait", False)), field=field, command=command_line(args),
+                      create=field == "out")
 
 
 # --------------------------------------------------------------------------- models and devices

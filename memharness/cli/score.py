@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:  # a quick look at the first N prompts' scores; the fixture is left as it is
         return _score_preview(root, args)
     if not args.images:
-        with writer_lock(root, args, option="--fixtures"):
+        with writer_lock(root, args, field="fixtures"):
             if write_latent_scores(root, replace_other=args.overwrite) is None:
                 from memharness.trace.store import read_manifest
 
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     model = SSCDModel(args.sscd_model, size=args.size, resize=args.resize)
-    with writer_lock(root, args, option="--fixtures"):
+    with writer_lock(root, args, field="fixtures"):
         _score_images_locked(root, args, model)
     return 0
 

@@ -196,8 +196,8 @@ def _open_section(writer: FixtureWriter, record: dict[str, Any], *, overwrite: b
     section = writer.manifest.get(SECTION)
     if section is not None and section["settings"] != record:
         if not overwrite:
-            raise MemharnessError(f"{writer.root}: its mitigation runs were recorded with other settings; "
-                                  "pass --overwrite to replace them")
+            raise FieldError("fixtures", "its mitigation runs were recorded with other settings; pass {overwrite} "
+                                         "to replace them", value=writer.root, mentions=("overwrite",))
         section = None
     if section is None:
         section = {"settings": record, "scorer": LATENT_SCORER, "files": {}}

@@ -176,8 +176,8 @@ class DiffusersDenoiser:
         torch_dtype = resolve_dtype(dtype, torch_device)
         source = model_path or card.params.get("hub_id")
         if not source:
-            raise MemharnessError(f"card {card.id}: no hub_id in the card; pass --model-path with the weights "
-                                  "(a diffusers folder, a .safetensors/.ckpt file or a hub id)")
+            raise FieldError("model_path", f"card {card.id} has no hub_id; give the weights (a diffusers folder, "
+                                           "a .safetensors/.ckpt file or a hub id)")
         if not model_path and not revision and card.params.get("revision"):
             revision = card.params["revision"]
         vae = card.params.get("vae") if not model_path else None
@@ -217,7 +217,7 @@ class DiffusersDenoiser:
     # ----------------------------------------------------------------- Denoiser protocol
     def prompts(self) -> list[Prompt]:
         if not self._prompts:
-            raise MemharnessError(f"model {self.card.id} has no built-in prompts; pass --prompts FILE")
+            raise FieldError("prompts", f"model {self.card.id} has no built-in prompts; give a prompt file")
         return list(self._prompts)
 
     def use_prompts(self, prompts: list[Prompt]) -> None:
@@ -243,7 +243,8 @@ class DiffusersDenoiser:
     def paired_latent(self, prompt: Prompt) -> torch.Tensor:
         """x = VAE posterior mean of the paired training image × scaling factor (§2: x is a latent)."""
         if not prompt.image:
-            raise MemharnessError(f"prompt {prompt.id!r} has no paired training image; give its path in --prompts")
+            raise FieldError("prompts", f"prompt {prompt.id!r} has no paired training image; give its path in "
+                                        "the prompt file")
         return self.encode_image(load_training_image(prompt.image, self.image_size))[0]
 
     @property
@@ -313,12 +314,12 @@ def _load_pipeline(source: str, *, dtype: torch.dtype, revision: str | None = No
             raise FieldError("model_path", f"cannot load a pipeline from folder {source}: {_first_line(exc)}") \
                 from None
         if path.is_file():
-            hint = "" if config else "; a single file needs the pipeline config: give --model a card whose " \
+            hint = "" if config else "; a single file needs the pipeline config: give {model} a card whose " \
                                      "hub_id (or single_file_config) names it, as a hub id or a local diffusers folder"
-            raise FieldError("model_path", f"cannot load the checkpoint {source}: {_first_line(exc)}{hint}") \
-                from None
-        raise MemharnessError(f"cannot load hub id {source!r}: {_first_line(exc)}; without network, download the "
-                              "weights elsewhere and pass --model-path with the folder or file") from None
+            raise FieldError("model_path", f"cannot load the checkpoint {source}: {_first_line(exc)}{hint}",
+                             mentions=() if config else ("model",)) from None
+        raise FieldError("model_path", f"cannot load hub id {source!r}: {_first_line(exc)}; without network, "
+                                       "download the weights elsewhere and give their folder or file") from None
 
 
 def _check_safetensors(path: Path) -> None:

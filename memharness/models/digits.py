@@ -121,9 +121,9 @@ def _resolve_weights(card: ModelCard, model_path: str | None) -> Path:
     if not path.is_file():
         flag = "" if card.params.get("duplicated", True) else " --no-duplication"
         organism = card.params.get("organism", "digits")
-        raise MemharnessError(
-            f"card {card.id}: its weights {name} are not shipped; train them with "
-            f"`memharness zoo train {organism}{flag} --out DIR` and pass --model-path DIR"
+        raise FieldError(  # the command is whole, to copy as it stands
+            "model_path", f"card {card.id}: its weights {name} are not shipped; train them with "
+                          f"`memharness zoo train {organism}{flag} --out DIR` and give that DIR"
         )
     return path
 

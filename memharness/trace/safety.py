@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from memharness.errors import MemharnessError
+from memharness.errors import FieldError, MemharnessError
 
 MAX_ID_LENGTH = 200
 LOCK_NAME = ".memharness.lock"
@@ -166,11 +166,12 @@ class FolderLock:
     killed or not, so a crash never leaves the folder locked. The file holds the holder's pid,
     host and command, for the message the next writer prints. It is removed when the lock is
     released (a waiter that opened the removed file notices and retries on the new one).
+    Its errors are FieldErrors on ``field``, the setting that named the folder (``out``, ``fixtures``).
     """
 
-    def __init__(self, folder: Path, *, wait: bool = False, option: str = "--out", command: str | None = None,
+    def __init__(self, folder: Path, *, wait: bool = False, field: str = "out", command: str | None = None,
                  create: bool = True):
-        self.folder, self.wait, self.option, self.command = Path(folder), wait, option, command
+        self.folder, self.wait, self.field, self.command = Path(folder), wait, field, command
         self.create = create
         self._fd: int | None = None
         self._created_folder = False
@@ -183,14 +184,14 @@ class FolderLock:
 
         try:
             if self.folder.exists() and not self.folder.is_dir():
-                raise MemharnessError(f"{self.option}: {self.folder} exists and is not a folder")
+                raise FieldError(self.field, f"{self.folder} exists and is not a folder")
             if not self.folder.exists():
                 if not self.create:
-                    raise MemharnessError(f"{self.option}: {self.folder} not found")
+                    raise FieldError(self.field, f"{self.folder} not found")
                 self.folder.mkdir(parents=True)
                 self._created_folder = True
         except OSError as exc:
-            raise MemharnessError(f"{self.option}: cannot create {self.folder} ({exc.strerror})") from None
+            raise FieldError(self.field, f"cannot create {self.folder} ({exc.strerror})") from None
         path = self.folder / LOCK_NAME
         while True:
             try:
@@ -202,8 +203,8 @@ class FolderLock:
             except BlockingIOError:
                 holder = _describe_holder(os.pread(fd, 4096, 0).decode(errors="replace"))
                 os.close(fd)
-                raise MemharnessError(f"{self.folder}: another writer holds it ({holder}); wait for it to finish "
-                                      "or pass --wait") from None
+                raise FieldError(self.field, f"another writer holds it ({holder}); wait for it to finish or pass "
+                                             "{wait}", value=self.folder, mentions=("wait",)) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
             except FileNotFoundError:

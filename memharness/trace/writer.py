@@ -56,8 +56,8 @@ class FixtureWriter:
         existing = runs.get(sampler)
         if existing is not None and existing["settings"] != settings:
             if not overwrite:
-                raise FieldError("out", f"run {sampler!r} was recorded with other settings; "
-                                        "pass --overwrite to replace it or choose another folder", value=self.root)
+                raise FieldError("out", f"run {sampler!r} was recorded with other settings; pass {{overwrite}} to "
+                                        "replace it or choose another folder", value=self.root, mentions=("overwrite",))
             existing = None
         if existing is None:
             replaced = sampler in runs

@@ -17,6 +17,7 @@ pytest.importorskip("transformers")
 
 import torch  # noqa: E402
 
+from memharness.cli.runtime import error_text  # noqa: E402
 from memharness.errors import FieldError, MemharnessError  # noqa: E402
 from memharness.models import load_card, load_denoiser  # noqa: E402
 from memharness.models.diffusers_sd import (  # noqa: E402
@@ -175,7 +176,7 @@ def test_card_without_hub_id_and_no_folder():
     card = dataclasses.replace(load_card("sd14"), params={"paired_latent": "mean"})
     with pytest.raises(MemharnessError) as info:
         DiffusersDenoiser.load(card, device="cpu")
-    assert "hub_id" in str(info.value) and "--model-path" in str(info.value)
+    assert "hub_id" in str(info.value) and error_text(info.value).startswith("--model-path: ")
 
 
 # --------------------------------------------------------------------------- the hub, with no network
@@ -190,11 +191,11 @@ def test_hub_id_with_no_network(offline):
         pytest.skip(f"{SD14_HUB_ID} is in the local hub cache")
     with pytest.raises(MemharnessError) as info:
         DiffusersDenoiser.load(load_card("sd14"), device="cpu")
-    message = str(info.value)
+    message = error_text(info.value)
     assert "\n" not in message, message
     assert "cannot load" in message
     assert SD14_HUB_ID in message
-    assert "--model-path" in message
+    assert message.startswith("--model-path: ")
 
 
 def test_hub_id_with_no_network_through_the_cli(offline, good_prompts, tmp_path, capsys):
@@ -229,7 +230,7 @@ def test_hub_id_with_separate_vae_and_no_network(offline):
         pytest.skip("realisticvision is in the local hub cache")
     with pytest.raises(MemharnessError) as info:
         DiffusersDenoiser.load(load_card("realisticvision"), device="cpu")
-    assert "--model-path" in str(info.value) and "\n" not in str(info.value)
+    assert error_text(info.value).startswith("--model-path: ") and "\n" not in str(info.value)
 
 
 # --------------------------------------------------------------------------- --model-path through the CLI
