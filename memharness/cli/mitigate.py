@@ -88,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"mitigated {len(section['files'])} prompts ({skipped} already done) × "
                   f"{len(section['settings']['seeds'])} seeds with {', '.join(section['settings']['methods'])} "
                   f"into {root / 'mitigation'} in {time.perf_counter() - started:.1f} s", soft_wrap=True)
-    if len(section["files"]) < len(read_manifest(root)["prompts"]):  # --limit: a quick run, no summary yet
-        console.print(f"{len(section['files'])} of {len(read_manifest(root)['prompts'])} prompts mitigated; run "
+    prompts = len(read_manifest(root)["prompts"])
+    if len(section["files"]) < prompts:  # --limit: a quick run, no summary yet
+        console.print(f"{len(section['files'])} of {prompts} prompts mitigated; run "
                       "the same command without --limit to finish the section", soft_wrap=True, markup=False)
         return 0
     for line in summarize(root):

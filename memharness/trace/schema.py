@@ -41,10 +41,6 @@ def const_pairs() -> tuple[tuple[str, str], ...]:
     return tuple((a, b) for i, a in enumerate(vs) for b in vs[i:])
 
 
-def pair_name(pair: tuple[str, str]) -> str:
-    return f"{pair[0]}.{pair[1]}"
-
-
 def guidance_key(g: float) -> str:
     """Array-name prefix of one guidance scale: 7.5 → 'g7.5', 1.0 → 'g1'."""
     return f"g{float(g):g}"

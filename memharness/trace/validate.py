@@ -55,11 +55,6 @@ class Spec:
         raise NotImplementedError
 
 
-class AnyValue(Spec):
-    def check(self, value: Any, where: str) -> None:
-        pass
-
-
 class Str(Spec):
     def __init__(self, *, choices: tuple[str, ...] | None = None, nullable: bool = False, max_len: int = 100_000,
                  rule: Callable[[Any], str | None] | None = None):
