@@ -80,7 +80,8 @@ def run_scales(params: dict[str, Any]) -> list[float]:
     return scales
 
 
-def _run_unmet(fixture: Any, sampler: str, scales: Sequence[float], least: int | None) -> str | None:
+def run_unmet(fixture: Any, sampler: str, scales: Sequence[float], least: int | None = None) -> str | None:
+    """Why the fixture has no usable run: too few scales, no ``sampler`` run, or a scale missing; else None."""
     have = fixture.guidance_scales(sampler)
     if least is not None and len(have) < least:
         return f"needs ≥ {least} guidance scales in a {sampler} run; the fixture has {have or 'none'}"
@@ -120,7 +121,7 @@ def unmet(fixture: Any, needs: dict[str, Any], params: dict[str, Any]) -> str | 
     least = needs.get("distinct_guidance_scales")
     scales = run_scales(params)
     if sampler is not None:
-        if reason := _run_unmet(fixture, sampler, scales, least):
+        if reason := run_unmet(fixture, sampler, scales, least):
             return reason
         if least is not None:
             scales = fixture.guidance_scales(sampler)

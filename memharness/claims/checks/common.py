@@ -66,12 +66,8 @@ class Context:
 
     def missing(self, sampler: str, *scales: float) -> str | None:
         """Why the fixture cannot feed this claim (a SKIP reason), or None."""
-        if sampler not in self.fixture.runs:
-            return f"the fixture has no {sampler} run"
-        have = self.fixture.guidance_scales(sampler)
-        for g in scales:
-            if float(g) not in have:
-                return f"the {sampler} run has no guidance scale {g:g} (has {', '.join(f'{h:g}' for h in have)})"
+        if reason := needs.run_unmet(self.fixture, sampler, scales):
+            return reason
         if self.labels() is None:
             return (f"the fixture has no memorization scores for {self.param('label_sampler')} "
                     f"g={float(self.param('label_guidance')):g}")
